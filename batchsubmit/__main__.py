@@ -1,0 +1,5 @@
+import sys
+
+from batchsubmit.cli import main
+
+sys.exit(main())

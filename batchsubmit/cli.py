@@ -1,0 +1,71 @@
+"""The command line: a thin shell that parses flags, calls a command, and returns an exit code.
+
+Each subcommand lives in ``batchsubmit/commands/<name>.py`` and exposes ``register(subparsers)``,
+which adds its parser and sets ``func(args) -> int`` as the parser default.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from batchsubmit import __version__
+from batchsubmit.errors import BatchSubmitError
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+COMMANDS = ("expand", "run", "status", "emulator")
+
+DESCRIPTION = """\
+Submit hyperparameter sweeps to a ModelArts training job, fast and exactly once.
+
+A sweep spec (YAML, JSON or TOML) names a training job, a base create-version request and a
+parameter grid. `expand` shows what would be sent; `run` sends it, within a rate limit, recording
+every outcome in an append-only ledger that a re-run resumes from; `emulator` serves a local
+ModelArts v1 API to try it all against.
+
+exit codes: 0 all succeeded, 1 some points failed, 2 spec/usage/credential error, 130 interrupted
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="batchsubmit",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"batchsubmit {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMANDS:
+        try:
+            module = importlib.import_module(f"batchsubmit.commands.{name}")
+        except ModuleNotFoundError as exc:  # a command not built yet must not break the others
+            if exc.name != f"batchsubmit.commands.{name}":
+                raise
+            continue
+        module.register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the process exit code (see DESCRIPTION)."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse exits 2 on usage errors, 0 on --help
+        return int(exc.code or 0)
+    if getattr(args, "func", None) is None:
+        parser.print_help()
+        return EXIT_USAGE
+    try:
+        return int(args.func(args))
+    except BatchSubmitError as exc:
+        print(f"batchsubmit: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
