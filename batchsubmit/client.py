@@ -1,0 +1,282 @@
+"""Async client of the ModelArts v1 training-job API.
+
+The only module that talks aiohttp, and so the one place where aiohttp's exceptions and the
+server's error bodies are translated into :mod:`batchsubmit.errors` (see ``_send``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import AsyncIterator, Callable, Mapping
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from types import TracebackType
+from typing import Any, Self, TypeVar
+
+import aiohttp
+from pydantic import BaseModel, ValidationError
+from yarl import URL
+
+from batchsubmit.auth import Credentials, canonical_query
+from batchsubmit.errors import (
+    APIError,
+    AuthError,
+    BatchSubmitError,
+    NotSentError,
+    OutcomeUnknownError,
+    ServerError,
+    ThrottledError,
+)
+from batchsubmit.models import (
+    CreateVersionRequest,
+    CreateVersionResponse,
+    ErrorBody,
+    Version,
+    VersionDetail,
+    VersionList,
+)
+
+__all__ = ["MAX_PER_PAGE", "ModelArtsClient", "classify_error", "encode_body"]
+
+M = TypeVar("M", bound=BaseModel)
+
+MAX_PER_PAGE = 1000
+_UNDECODABLE = object()  # marks a reply body that is not JSON
+_MAX_BODY = 8 * 1024 * 1024  # a reply larger than this is not an API answer
+
+_THROTTLE_CODES = frozenset(
+    {"APIG.0308", "APIGW.0308", "ModelArts.2799", "ModelArts.4206", "ModelArts.6101"}
+)
+_AUTH_CODES = frozenset(
+    {"APIG.0301", "APIGW.0301"} | {f"ModelArts.{n:04d}" for n in range(201, 213)}
+)
+# A 5xx of these kinds may come from behind the service, after the version was created.
+_AMBIGUOUS_STATUSES = frozenset({500, 502, 504})
+
+
+def encode_body(body: Mapping[str, Any]) -> bytes:
+    """The exact bytes sent (and signed) for a JSON body: compact and deterministic."""
+    return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (delta-seconds or an HTTP date)."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        seconds = (when - (now or datetime.now(UTC))).total_seconds()
+    if math.isnan(seconds) or math.isinf(seconds):
+        return None
+    return max(0.0, min(seconds, 3600.0))
+
+
+def classify_error(
+    status: int,
+    payload: Any,
+    headers: Mapping[str, str],
+    *,
+    may_have_created: bool,
+) -> APIError:
+    """Turn a failed answer (any status with a failure body) into the matching error class."""
+    body = ErrorBody.model_validate(payload) if isinstance(payload, dict) else ErrorBody()
+    code = body.error_code
+    message = body.error_message or f"HTTP {status} without an error message"
+    request_id = headers.get("X-Request-Id") or body.request_id
+    if status == 429 or code in _THROTTLE_CODES:
+        return ThrottledError(
+            message,
+            http_status=status,
+            error_code=code,
+            request_id=request_id,
+            retry_after=parse_retry_after(headers.get("Retry-After")),
+        )
+    if status == 401 or code in _AUTH_CODES:
+        return AuthError(message, http_status=status, error_code=code, request_id=request_id)
+    if status >= 500:
+        return ServerError(
+            message,
+            http_status=status,
+            error_code=code,
+            request_id=request_id,
+            outcome_unknown=may_have_created and status in _AMBIGUOUS_STATUSES,
+        )
+    return APIError(message, http_status=status, error_code=code, request_id=request_id)
+
+
+class ModelArtsClient:
+    """One aiohttp session against one endpoint and project; safe to share between tasks."""
+
+    def __init__(
+        self,
+        endpoint: str,
+        credentials: Credentials,
+        *,
+        concurrency: int = 8,
+        connect_timeout: float = 5.0,
+        read_timeout: float = 30.0,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._base = URL(endpoint.rstrip("/"))
+        self._credentials = credentials
+        self._now = now
+        self._timeout = aiohttp.ClientTimeout(
+            total=None, connect=connect_timeout, sock_connect=connect_timeout,
+            sock_read=read_timeout,
+        )
+        # Leave room beside the creates for reconciliation's list calls.
+        self._pool_size = max(1, concurrency) + 2
+        self._session: aiohttp.ClientSession | None = None
+
+    @property
+    def project_id(self) -> str:
+        return self._credentials.project_id
+
+    def __repr__(self) -> str:
+        return f"ModelArtsClient({str(self._base)!r}, {self._credentials!r})"
+
+    async def __aenter__(self) -> Self:
+        connector = aiohttp.TCPConnector(limit=self._pool_size, limit_per_host=self._pool_size)
+        self._session = aiohttp.ClientSession(
+            connector=connector, timeout=self._timeout, raise_for_status=False
+        )
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        if self._session is not None:
+            session, self._session = self._session, None
+            await session.close()
+
+    # -- the API ----------------------------------------------------------------------------
+
+    async def create_version(
+        self, job_id: int, body: CreateVersionRequest | Mapping[str, Any]
+    ) -> CreateVersionResponse:
+        """Create one version. Not idempotent: an OutcomeUnknownError means it may exist."""
+        wire = body.to_wire() if isinstance(body, CreateVersionRequest) else body
+        payload = await self._send(
+            "POST", f"training-jobs/{job_id}/versions", body=encode_body(wire)
+        )
+        return self._parse(CreateVersionResponse, payload, may_have_created=True)
+
+    async def list_versions_page(
+        self, job_id: int, *, page: int = 1, per_page: int = MAX_PER_PAGE
+    ) -> VersionList:
+        """One page of a job's versions (page counts from 1)."""
+        payload = await self._send(
+            "GET",
+            f"training-jobs/{job_id}/versions",
+            query={"page": page, "per_page": min(per_page, MAX_PER_PAGE)},
+        )
+        return self._parse(VersionList, payload, may_have_created=False)
+
+    async def list_versions(
+        self, job_id: int, *, per_page: int = MAX_PER_PAGE
+    ) -> AsyncIterator[Version]:
+        """Every version of a job, page after page, until a short or empty page."""
+        per_page = min(per_page, MAX_PER_PAGE)
+        page = 1
+        while True:
+            listing = await self.list_versions_page(job_id, page=page, per_page=per_page)
+            for version in listing.versions:
+                yield version
+            if len(listing.versions) < per_page:
+                return
+            page += 1
+
+    async def get_version(self, job_id: int, version_id: int) -> VersionDetail:
+        """The detail of one version."""
+        payload = await self._send("GET", f"training-jobs/{job_id}/versions/{version_id}")
+        return self._parse(VersionDetail, payload, may_have_created=False)
+
+    # -- the transport boundary -------------------------------------------------------------
+
+    def _parse(self, model: type[M], payload: Any, *, may_have_created: bool) -> M:
+        try:
+            return model.model_validate(payload)
+        except ValidationError as exc:
+            what = f"a {model.__name__} reply that breaks the contract ({exc.error_count()} errors)"
+            if may_have_created:
+                raise OutcomeUnknownError(
+                    f"{what}: the version may have been created"
+                ) from exc
+            raise OutcomeUnknownError(what) from exc
+
+    async def _send(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: Mapping[str, str | int] | None = None,
+        body: bytes = b"",
+    ) -> Any:
+        """Send one request; return the decoded success body or raise the classified error."""
+        if self._session is None:
+            raise RuntimeError("use the client as `async with ModelArtsClient(...) as client`")
+        url = f"{self._base}/v1/{self._credentials.project_id}/{path}"
+        if query:
+            url += "?" + canonical_query(query)
+        headers = {"Content-Type": "application/json"} if body else {}
+        headers = self._credentials.headers_for(method, url, headers, body, self._now())
+        may_have_created = method == "POST"
+        sent = False
+        try:
+            async with self._session.request(
+                method, URL(url, encoded=True), headers=headers, data=body or None,
+                allow_redirects=False,
+            ) as response:
+                sent = True
+                raw = await response.content.read(_MAX_BODY + 1)
+                status = response.status
+                reply_headers = {k: v for k, v in response.headers.items()}
+        except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
+            raise NotSentError(
+                f"{method} {path}: could not connect ({type(exc).__name__}: {exc}); "
+                "nothing was sent"
+            ) from exc
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise self._unknown(method, path, exc, sent=sent) from exc
+        if len(raw) > _MAX_BODY:
+            raise self._unknown(method, path, f"reply larger than {_MAX_BODY} bytes", sent=True)
+        try:
+            payload = json.loads(raw) if raw else None
+        except ValueError:
+            payload = _UNDECODABLE
+        if 200 <= status < 300 and payload is not _UNDECODABLE:
+            if isinstance(payload, dict) and payload.get("is_success") is False:
+                raise classify_error(
+                    status, payload, reply_headers, may_have_created=may_have_created
+                )
+            return payload
+        if 200 <= status < 300:
+            snippet = raw[:80].decode("utf-8", "replace")
+            raise self._unknown(method, path, f"undecodable {status} reply {snippet!r}", sent=True)
+        raise classify_error(status, payload, reply_headers, may_have_created=may_have_created)
+
+    @staticmethod
+    def _unknown(method: str, path: str, cause: object, *, sent: bool) -> BatchSubmitError:
+        if isinstance(cause, BaseException):
+            cause = f"{type(cause).__name__}: {cause}" if str(cause) else type(cause).__name__
+        if method != "POST":
+            return OutcomeUnknownError(f"{method} {path}: no usable answer ({cause})")
+        return OutcomeUnknownError(
+            f"{method} {path}: no usable answer after the request was "
+            f"{'sent' if sent else 'possibly sent'} ({cause}); the version may exist"
+        )
+
+

@@ -1,0 +1,378 @@
+"""Request and response models of the ModelArts v1 training-job API.
+
+Strict in, tolerant out: a request body we send must satisfy every rule of the create-version
+contract (``shared/spec/create-training-job-version.md``) before it leaves the machine, while a
+response is accepted with the small deviations the real service is known for (numbers as strings,
+empty ``version_name``, unknown fields, ``error_msg`` for ``error_message``).
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictInt,
+    StrictStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+__all__ = [
+    "CreateVersionRequest",
+    "CreateVersionResponse",
+    "DataSourceItem",
+    "ErrorBody",
+    "JobStatus",
+    "Parameter",
+    "Version",
+    "VersionConfig",
+    "VersionList",
+    "describe_validation_error",
+]
+
+_STRICT = ConfigDict(extra="forbid", strict=True, frozen=True)
+_TOLERANT = ConfigDict(extra="ignore", populate_by_name=True)
+
+PositiveId = Annotated[StrictInt, Field(ge=1)]
+
+
+class Parameter(BaseModel):
+    """One run parameter; on the wire both halves are strings (``"0.01"``, not ``0.01``)."""
+
+    model_config = _STRICT
+
+    label: StrictStr | None = None
+    value: StrictStr | None = None
+
+
+class DataSourceItem(BaseModel):
+    """One entry of ``config.data_source``: an OBS path or a dataset version, never both."""
+
+    model_config = _STRICT
+
+    type: Literal["obs", "dataset"]
+    data_url: StrictStr | None = None
+    dataset_id: StrictStr | None = None
+    dataset_version: StrictStr | None = None
+
+    @model_validator(mode="after")
+    def _pairing(self) -> DataSourceItem:
+        has_dataset = self.dataset_id is not None or self.dataset_version is not None
+        if self.type == "obs":
+            if self.data_url is None:
+                raise ValueError('type "obs" needs data_url (an OBS path such as "/bucket/data/")')
+            if has_dataset:
+                raise ValueError(
+                    'type "obs" takes data_url only: drop dataset_id/dataset_version, '
+                    'or use type "dataset"'
+                )
+        else:
+            if self.dataset_id is None or self.dataset_version is None:
+                raise ValueError('type "dataset" needs both dataset_id and dataset_version')
+            if self.data_url is not None:
+                raise ValueError(
+                    'type "dataset" takes dataset_id + dataset_version only: drop data_url, '
+                    'or use type "obs"'
+                )
+        return self
+
+
+class VersionConfig(BaseModel):
+    """``config`` of a create-version request (table 3 of the contract)."""
+
+    model_config = _STRICT
+
+    worker_server_num: PositiveId
+    app_url: StrictStr | None = None
+    boot_file_url: StrictStr | None = None
+    parameter: list[Parameter] | None = None
+    data_url: StrictStr | None = None
+    dataset_id: StrictStr | None = None
+    dataset_version_id: StrictStr | None = None
+    data_source: list[DataSourceItem] | None = None
+    spec_id: PositiveId
+    engine_id: PositiveId | None = None
+    model_id: PositiveId | None = None
+    train_url: StrictStr
+    log_url: StrictStr | None = None
+    pre_version_id: PositiveId
+    user_image_url: StrictStr | None = None
+    user_command: StrictStr | None = None
+
+    @model_validator(mode="after")
+    def _sources(self) -> VersionConfig:
+        self._check_code_source()
+        self._check_data_source()
+        return self
+
+    def _check_code_source(self) -> None:
+        has_app, has_boot = self.app_url is not None, self.boot_file_url is not None
+        if has_app != has_boot:
+            missing = "boot_file_url" if has_app else "app_url"
+            raise ValueError(
+                f"app_url and boot_file_url go together: add {missing} "
+                "(or drop both and give model_id)"
+            )
+        if not has_app and self.model_id is None:
+            raise ValueError(
+                "no code source: give app_url + boot_file_url (+ engine_id), "
+                "or model_id for a built-in algorithm"
+            )
+        if has_app:
+            app = self.app_url or ""
+            boot = self.boot_file_url or ""
+            prefix = app if app.endswith("/") else app + "/"
+            if not boot.startswith(prefix) or len(boot) <= len(prefix):
+                raise ValueError(
+                    f"boot_file_url {boot!r} must lie inside app_url {app!r}, "
+                    f"e.g. {prefix + 'train.py'!r}"
+                )
+
+    def _check_data_source(self) -> None:
+        dataset_pair = self.dataset_id is not None or self.dataset_version_id is not None
+        if dataset_pair and (self.dataset_id is None or self.dataset_version_id is None):
+            missing = "dataset_version_id" if self.dataset_id is not None else "dataset_id"
+            raise ValueError(f"dataset_id and dataset_version_id go together: add {missing}")
+        forms = [
+            name
+            for name, present in (
+                ("data_url", self.data_url is not None),
+                ("dataset_id + dataset_version_id", dataset_pair),
+                ("data_source", self.data_source is not None),
+            )
+            if present
+        ]
+        if not forms:
+            raise ValueError(
+                "no data source: give exactly one of data_url, "
+                "dataset_id + dataset_version_id, or data_source"
+            )
+        if len(forms) > 1:
+            raise ValueError(
+                f"more than one data source ({' and '.join(forms)}): keep exactly one of them"
+            )
+        if self.data_source is not None:
+            if not self.data_source:
+                raise ValueError("data_source is empty: list at least one item, or drop it")
+            types = {item.type for item in self.data_source}
+            if len(types) > 1:
+                raise ValueError(
+                    'data_source mixes type "obs" and type "dataset": use one type for all items'
+                )
+
+
+class CreateVersionRequest(BaseModel):
+    """Body of ``POST /v1/{project_id}/training-jobs/{job_id}/versions``."""
+
+    model_config = _STRICT
+
+    job_desc: Annotated[StrictStr, Field(max_length=256)] | None = None
+    config: VersionConfig
+
+    def to_wire(self) -> dict[str, Any]:
+        """The JSON object to send: fields left unset are omitted, not sent as null."""
+        return self.model_dump(exclude_none=True)
+
+
+def describe_validation_error(exc: ValidationError, *, prefix: str = "") -> list[tuple[str, str]]:
+    """(field path, message) per error, paths dotted like ``config.parameter[2].value``."""
+    out: list[tuple[str, str]] = []
+    for err in exc.errors(include_url=False):
+        path = prefix
+        for part in err["loc"]:
+            if isinstance(part, int):
+                path += f"[{part}]"
+            else:
+                path = f"{path}.{part}" if path else str(part)
+        message = err["msg"]
+        if err["type"] == "value_error":
+            message = message.removeprefix("Value error, ")
+        elif err["type"] == "extra_forbidden":
+            message = "unknown field: remove it (check the spelling against the API contract)"
+        elif err["type"] == "missing":
+            message = "required field is missing"
+        elif err["type"] == "int_type":
+            message = f"must be an integer, got {err.get('input')!r}"
+        elif err["type"] == "string_type":
+            message = f"must be a string, got {err.get('input')!r} (quote it)"
+        out.append((path or "<body>", message))
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Responses: tolerant.
+
+
+class JobStatus(enum.IntEnum):
+    """Run status of a job version (``status``); unknown future codes stay plain ints."""
+
+    UNKNOWN = 0
+    INIT = 1
+    IMAGE_CREATING = 2
+    IMAGE_FAILED = 3
+    SUBMIT_TRYING = 4
+    SUBMIT_FAILED = 5
+    DELETE_FAILED = 6
+    WAITING = 7
+    RUNNING = 8
+    KILLING = 9
+    COMPLETED = 10
+    FAILED = 11
+    KILLED = 12
+    CANCELED = 13
+    LOST = 14
+    SCALING = 15
+    SUBMIT_MODEL_FAILED = 16
+    DEPLOY_SERVICE_FAILED = 17
+    CHECK_INIT = 18
+    CHECK_RUNNING = 19
+    CHECK_RUNNING_COMPLETED = 20
+    CHECK_FAILED = 21
+    MOUNT_FAILED = 22
+
+    @property
+    def terminal(self) -> bool:
+        """True when the version will not change status any more."""
+        return self in _TERMINAL
+
+    @property
+    def succeeded(self) -> bool:
+        """True for the terminal statuses that mean the training finished well."""
+        return self in (JobStatus.COMPLETED, JobStatus.CHECK_RUNNING_COMPLETED)
+
+
+_TERMINAL = frozenset(
+    JobStatus(code) for code in (3, 5, 6, 10, 11, 12, 13, 14, 16, 17, 20, 21, 22)
+)
+
+
+def _blank_to_none(value: Any) -> Any:
+    return None if value == "" else value
+
+
+class _Response(BaseModel):
+    model_config = _TOLERANT
+
+    is_success: bool = True
+
+
+class ErrorBody(_Response):
+    """A failure body, ModelArts' or the API gateway's."""
+
+    is_success: bool = False
+    error_code: str | None = None
+    error_message: str | None = Field(
+        default=None, validation_alias=AliasChoices("error_message", "error_msg")
+    )
+    request_id: str | None = None
+
+
+class CreateVersionResponse(_Response):
+    """Success body of create-version. ``version_id`` is the one field we cannot do without."""
+
+    version_id: int
+    version_name: str = ""
+    job_id: int | None = None
+    job_name: str | None = None
+    status: int | None = None
+    create_time: int | None = None
+
+    @field_validator("version_name", mode="before")
+    @classmethod
+    def _name(cls, value: Any) -> Any:
+        return "" if value is None else value
+
+
+class Version(BaseModel):
+    """A version as list-versions and version-detail return it."""
+
+    model_config = _TOLERANT
+
+    version_id: int
+    version_name: str = ""
+    pre_version_id: int | None = None
+    status: int = 0
+    create_time: int | None = None
+    duration: int | None = None
+    start_time: int | None = None
+    app_url: str | None = None
+    boot_file_url: str | None = None
+    parameter: list[Parameter] = Field(default_factory=list)
+    spec_id: int | None = None
+    worker_server_num: int | None = None
+    data_url: str | None = None
+    dataset_id: str | None = None
+    dataset_version_id: str | None = None
+    data_source: list[dict[str, Any]] | None = None
+    model_id: int | None = None
+    engine_id: int | None = None
+    engine_name: str | None = None
+    engine_version: str | None = None
+    train_url: str | None = None
+    log_url: str | None = None
+    user_image_url: str | None = None
+    user_command: str | None = None
+
+    @field_validator("version_name", mode="before")
+    @classmethod
+    def _name(cls, value: Any) -> Any:
+        return "" if value is None else value
+
+    @field_validator("parameter", mode="before")
+    @classmethod
+    def _params(cls, value: Any) -> Any:
+        if value is None:
+            return []
+        # Tolerate numbers where strings belong, so matching compares like with like.
+        return [
+            {k: (str(v) if isinstance(v, int | float) and not isinstance(v, bool) else v)
+             for k, v in item.items() if k in ("label", "value")}
+            if isinstance(item, dict) else item
+            for item in value
+        ]
+
+    @field_validator(
+        "pre_version_id", "create_time", "duration", "start_time", "spec_id",
+        "worker_server_num", "model_id", "engine_id", mode="before",
+    )
+    @classmethod
+    def _blank_int(cls, value: Any) -> Any:
+        return _blank_to_none(value)
+
+    @property
+    def job_status(self) -> JobStatus | None:
+        """The status as a :class:`JobStatus`, or None for a code this version doesn't know."""
+        try:
+            return JobStatus(self.status)
+        except ValueError:
+            return None
+
+    def matches(self, train_url: str, parameter: list[tuple[str, str]]) -> bool:
+        """True when this version is the one a point with this train_url and parameters created."""
+        return self.train_url == train_url and [
+            (p.label or "", p.value or "") for p in self.parameter
+        ] == parameter
+
+
+class VersionList(_Response):
+    """One page of list-versions."""
+
+    job_id: int | None = None
+    job_name: str | None = None
+    job_desc: str | None = None
+    version_count: int | None = None
+    versions: list[Version] = Field(default_factory=list)
+
+
+class VersionDetail(Version):
+    """Version detail: one flat object, a version plus the job's id and name."""
+
+    is_success: bool = True
+    job_id: int | None = None
+    job_name: str | None = None
