@@ -1,0 +1,333 @@
+"""``batchsubmit emulator``: serve the local ModelArts v1 emulator until SIGINT/SIGTERM.
+
+A thin shell: flags become an :class:`EmulatorConfig`, the server runs in ``run_emulator``, and the
+one stdout line (the listening URL) is the contract integration tests read. Logs go to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import errno
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+import structlog
+from pydantic import ValidationError
+
+from batchsubmit.emulator import DEFAULT_PROJECT_ID, EmulatorConfig, run_emulator
+from batchsubmit.errors import UsageError
+
+DEFAULT_PORT = 8642
+
+DESCRIPTION = """\
+Serve a local emulator of the ModelArts v1 training-job API (create job, create/list/get/stop/
+delete versions) on 127.0.0.1, so sweeps can be tried, and clients tested, without a cloud
+account. Job 10 ("job-10") exists from the start with version 20 (V0001), matching the API
+documentation's example; new version ids count up from there.
+
+It checks request bodies by the documented rules, can require a token or AK/SK signatures,
+throttles like the API gateway, and injects the faults a client must survive: a 500 before
+anything is created, and *ambiguous* outcomes where the version IS created but the reply is a 500,
+a reset connection, or a stall longer than the client's timeout. Randomness is seeded (--seed),
+so a fault run can be replayed. Created versions progress INIT -> RUNNING -> COMPLETED/FAILED.
+
+On start it prints one line to stdout, `batchsubmit emulator listening on http://HOST:PORT`, then
+serves until SIGINT or SIGTERM, saves --state-file if given, and exits 0. Secrets (tokens, SKs)
+are never printed; prefer passing them through the environment, since flags show in `ps`.
+"""
+
+EPILOG = """\
+examples:
+  batchsubmit emulator
+      open auth, no faults, port 8642
+  batchsubmit emulator --port 0 --rate 10 --burst 5
+      a free port; the gateway's 429 APIG.0308 beyond 10 requests/s (Retry-After sent)
+  batchsubmit emulator --ambiguous-share 0.2 --ambiguous-kinds reset,stall --stall-seconds 60
+      one create in five is made but its reply is lost: check your client creates exactly once
+  HUAWEICLOUD_SDK_AK=... HUAWEICLOUD_SDK_SK=... batchsubmit emulator --auth aksk
+      require SDK-HMAC-SHA256 signatures, with the same variables the client reads
+  batchsubmit emulator --state-file /tmp/emu.json --admin
+      keep state across restarts; GET /_admin/state, POST /_admin/faults, POST /_admin/reset
+"""
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``emulator`` subcommand to the CLI."""
+    parser = subparsers.add_parser(
+        "emulator",
+        help="serve a local ModelArts v1 training-job API emulator",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    where = parser.add_argument_group("where and who")
+    where.add_argument("--host", default="127.0.0.1", help="address to bind (default %(default)s)")
+    where.add_argument(
+        "--port",
+        type=int,
+        default=DEFAULT_PORT,
+        help="port; 0 picks a free one (default %(default)s)",
+    )
+    where.add_argument(
+        "--project-id",
+        default=DEFAULT_PROJECT_ID,
+        help="the one project id served; others get 403 ModelArts.0210 (default %(default)s)",
+    )
+    where.add_argument(
+        "--auth",
+        choices=("open", "token", "aksk"),
+        default="open",
+        help="open: no check; token: X-Auth-Token must be a --token (default: $MODELARTS_TOKEN); "
+        "aksk: SDK-HMAC-SHA256 signature by an --aksk pair (default: $HUAWEICLOUD_SDK_AK/_SK)",
+    )
+    where.add_argument(
+        "--token",
+        action="append",
+        default=[],
+        metavar="TOKEN",
+        help="an accepted token; repeatable",
+    )
+    where.add_argument(
+        "--aksk",
+        action="append",
+        default=[],
+        metavar="AK:SK",
+        help="an accepted AK/SK pair; repeatable",
+    )
+    where.add_argument(
+        "--date-window",
+        type=float,
+        default=900.0,
+        metavar="SECONDS",
+        help="how far X-Sdk-Date may be from the server's clock (default %(default)g)",
+    )
+
+    state = parser.add_argument_group("state")
+    state.add_argument(
+        "--job",
+        action="append",
+        default=[],
+        metavar="JOB_ID=VERSION_ID",
+        help="seed a job with its first version (repeatable; replaces the default 10=20)",
+    )
+    state.add_argument(
+        "--max-versions",
+        type=int,
+        metavar="N",
+        help="versions per job before 400 ModelArts.0118 (default: unlimited)",
+    )
+    state.add_argument(
+        "--state-file", type=Path, help="load state from, and save it to, this JSON file"
+    )
+    state.add_argument(
+        "--save-interval",
+        type=float,
+        default=1.0,
+        metavar="SECONDS",
+        help="save a changed state this often; 0 = on every change (default %(default)g)",
+    )
+    state.add_argument(
+        "--admin", action="store_true", help="enable /_admin/state, /_admin/faults, /_admin/reset"
+    )
+
+    limits = parser.add_argument_group("throttling (token bucket per project)")
+    limits.add_argument(
+        "--rate", type=float, metavar="PER_SECOND", help="requests/s (default: no limit)"
+    )
+    limits.add_argument("--burst", type=int, metavar="N", help="bucket size (default: ceil(rate))")
+    limits.add_argument(
+        "--no-retry-after", action="store_true", help="leave the Retry-After header out of 429s"
+    )
+
+    faults = parser.add_argument_group("faults")
+    faults.add_argument(
+        "--latency-ms", type=float, default=0.0, metavar="MS", help="added to every API request"
+    )
+    faults.add_argument(
+        "--latency-jitter-ms",
+        type=float,
+        default=0.0,
+        metavar="MS",
+        help="random extra latency (see next)",
+    )
+    faults.add_argument(
+        "--latency-distribution",
+        choices=("uniform", "exponential"),
+        default="uniform",
+        help="uniform in [0, jitter], or exponential with mean jitter (default %(default)s)",
+    )
+    faults.add_argument(
+        "--error-500-share",
+        type=float,
+        default=0.0,
+        metavar="P",
+        help="share of creates answered 500 ModelArts.0010 before anything is created",
+    )
+    faults.add_argument(
+        "--faults-on-lists", action="store_true", help="let --error-500-share hit reads too"
+    )
+    faults.add_argument(
+        "--ambiguous-share",
+        type=float,
+        default=0.0,
+        metavar="P",
+        help="share of version creates that succeed but whose reply is lost (see next)",
+    )
+    faults.add_argument(
+        "--ambiguous-kinds",
+        default="500,reset,stall",
+        metavar="KINDS",
+        help="comma-separated: 500 (a 500 reply), reset (connection dropped, no reply), "
+        "stall (reply held --stall-seconds) (default %(default)s)",
+    )
+    faults.add_argument(
+        "--stall-seconds",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="stall length (default %(default)g)",
+    )
+    faults.add_argument(
+        "--list-lag",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="a new version shows in list/detail only this long after creation",
+    )
+    faults.add_argument(
+        "--seed", type=int, default=0, metavar="N", help="RNG seed of all faults (default 0)"
+    )
+
+    life = parser.add_argument_group("simulated job life")
+    life.add_argument(
+        "--init-seconds",
+        type=float,
+        default=2.0,
+        metavar="SECONDS",
+        help="INIT (1) lasts this long",
+    )
+    life.add_argument(
+        "--run-seconds",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="then RUNNING (8) this long",
+    )
+    life.add_argument(
+        "--failure-share",
+        type=float,
+        default=0.0,
+        metavar="P",
+        help="share ending FAILED (11) instead of COMPLETED (10)",
+    )
+    parser.add_argument(
+        "--log-level",
+        choices=("debug", "info", "warning", "error"),
+        default="info",
+        help="stderr log level (default %(default)s)",
+    )
+    parser.set_defaults(func=run)
+
+
+def build_config(args: argparse.Namespace) -> EmulatorConfig:
+    """Flags (and, for secrets, the environment) to a validated config; UsageError if wrong."""
+    tokens = list(args.token)
+    if args.auth == "token" and not tokens and os.environ.get("MODELARTS_TOKEN"):
+        tokens.append(os.environ["MODELARTS_TOKEN"])
+    access_keys: dict[str, str] = {}
+    for pair in args.aksk:
+        ak, sep, sk = pair.partition(":")
+        if not sep or not ak or not sk:
+            raise UsageError("--aksk takes AK:SK (the value is not repeated here)")
+        access_keys[ak] = sk
+    env_ak, env_sk = os.environ.get("HUAWEICLOUD_SDK_AK"), os.environ.get("HUAWEICLOUD_SDK_SK")
+    if args.auth == "aksk" and not access_keys and env_ak and env_sk:
+        access_keys[env_ak] = env_sk
+    jobs: dict[int, int] = {}
+    for item in args.job:
+        job, sep, version = item.partition("=")
+        if not (sep and job.strip().isdigit() and version.strip().isdigit()):
+            raise UsageError(f"--job takes JOB_ID=VERSION_ID, e.g. 10=20; got {item!r}")
+        jobs[int(job)] = int(version)
+    settings: dict[str, Any] = {
+        "host": args.host,
+        "port": args.port,
+        "project_id": args.project_id,
+        "auth": args.auth,
+        "tokens": tokens,
+        "access_keys": access_keys,
+        "date_window_seconds": args.date_window,
+        "max_versions_per_job": args.max_versions,
+        "state_file": args.state_file,
+        "state_save_interval": args.save_interval,
+        "admin": args.admin,
+        "seed": args.seed,
+        "rate": args.rate,
+        "burst": args.burst,
+        "retry_after": not args.no_retry_after,
+        "latency_ms": args.latency_ms,
+        "latency_jitter_ms": args.latency_jitter_ms,
+        "latency_distribution": args.latency_distribution,
+        "error_500_share": args.error_500_share,
+        "ambiguous_share": args.ambiguous_share,
+        "ambiguous_kinds": [k.strip() for k in args.ambiguous_kinds.split(",") if k.strip()],
+        "stall_seconds": args.stall_seconds,
+        "faults_on_lists": args.faults_on_lists,
+        "list_lag": args.list_lag,
+        "init_seconds": args.init_seconds,
+        "run_seconds": args.run_seconds,
+        "failure_share": args.failure_share,
+    }
+    if jobs:
+        settings["jobs"] = jobs
+    if args.auth == "token" and not tokens:
+        raise UsageError("--auth token needs --token TOKEN or $MODELARTS_TOKEN")
+    if args.auth == "aksk" and not access_keys:
+        raise UsageError("--auth aksk needs --aksk AK:SK or $HUAWEICLOUD_SDK_AK and _SK")
+    try:
+        return EmulatorConfig.model_validate(settings)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(map(str, err['loc'])) or 'config'}: {err['msg']}" for err in exc.errors()
+        )
+        raise UsageError(f"invalid emulator settings: {problems}") from None
+
+
+def run(args: argparse.Namespace) -> int:
+    """Serve until SIGINT/SIGTERM; 0 on a clean stop."""
+    config = build_config(args)
+    level = getattr(logging, args.log_level.upper())
+    structlog.configure(
+        wrapper_class=structlog.make_filtering_bound_logger(level),
+        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+    )
+    try:
+        asyncio.run(_serve(config))
+    except ValueError as exc:  # a damaged state file
+        raise UsageError(str(exc)) from None
+    except OSError as exc:  # port taken, state file unwritable
+        hint = "; pick another --port (0 = any free port)" if exc.errno == errno.EADDRINUSE else ""
+        raise UsageError(
+            f"emulator on {config.host}:{config.port}: {exc.strerror or exc}{hint}"
+        ) from None
+    return 0
+
+
+async def _serve(config: EmulatorConfig) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    signals = (signal.SIGINT, signal.SIGTERM)
+    for sig in signals:
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        async with run_emulator(config) as emulator:
+            print(f"batchsubmit emulator listening on {emulator.url}", flush=True)
+            await stop.wait()
+    finally:
+        for sig in signals:
+            loop.remove_signal_handler(sig)

@@ -1,0 +1,138 @@
+"""Every knob of the emulator in one frozen, validated model.
+
+The emulator exists to make a client meet the API's bad days on purpose, so faults, throttling,
+lag and timing are all settings here rather than code paths; defaults are the good day (open
+auth, no faults, no throttling). Fields listed in :data:`RUNTIME_KNOBS` may be changed while the
+server runs (``Emulator.set_faults``, ``POST /_admin/faults``); the rest fix the server's identity.
+``jobs`` seeds a fresh state only: an existing ``state_file`` is loaded instead.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+
+DEFAULT_PROJECT_ID = "0123456789abcdef0123456789abcdef"
+AmbiguousKind = Literal["500", "reset", "stall"]
+AMBIGUOUS_KINDS: frozenset[AmbiguousKind] = frozenset({"500", "reset", "stall"})
+
+
+class EmulatorConfig(BaseModel):
+    """Settings of one emulator instance; immutable, so a change is a new, re-validated copy."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    # --- where and who -------------------------------------------------------------------
+    host: str = "127.0.0.1"
+    port: int = Field(default=0, ge=0, le=65535, description="0 picks a free port")
+    project_id: str = DEFAULT_PROJECT_ID
+    auth: Literal["open", "token", "aksk"] = "open"
+    tokens: tuple[SecretStr, ...] = ()
+    access_keys: dict[str, SecretStr] = Field(default_factory=dict, description="AK -> SK")
+    date_window_seconds: float = Field(default=900.0, gt=0, description="allowed X-Sdk-Date skew")
+
+    # --- seeded state ----------------------------------------------------------------------
+    jobs: dict[int, int] = Field(
+        default_factory=lambda: {10: 20}, description="job_id -> id of its first version"
+    )
+    state_file: Path | None = None
+    state_save_interval: float = Field(
+        default=1.0,
+        ge=0,
+        description="seconds between saves of a changed state; 0 = on every change",
+    )
+    admin: bool = False
+    seed: int = 0
+
+    # --- runtime knobs: limits ---------------------------------------------------------------
+    max_versions_per_job: int | None = Field(default=None, ge=1)
+    rate: float | None = Field(
+        default=None, gt=0, description="requests/s per project; None = no limit"
+    )
+    burst: int | None = Field(default=None, ge=1, description="bucket size; None = ceil(rate)")
+    retry_after: bool = True
+
+    # --- runtime knobs: faults ---------------------------------------------------------------
+    latency_ms: float = Field(default=0.0, ge=0)
+    latency_jitter_ms: float = Field(default=0.0, ge=0)
+    latency_distribution: Literal["uniform", "exponential"] = "uniform"
+    error_500_share: float = Field(default=0.0, ge=0, le=1)
+    ambiguous_share: float = Field(default=0.0, ge=0, le=1)
+    ambiguous_kinds: frozenset[AmbiguousKind] = AMBIGUOUS_KINDS
+    stall_seconds: float = Field(default=30.0, ge=0)
+    faults_on_lists: bool = False
+    list_lag: float = Field(default=0.0, ge=0, description="seconds before a new version is listed")
+
+    # --- runtime knobs: simulated job life ---------------------------------------------------
+    init_seconds: float = Field(default=2.0, ge=0)
+    run_seconds: float = Field(default=10.0, ge=0)
+    failure_share: float = Field(default=0.0, ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _check_consistency(self) -> EmulatorConfig:
+        """Refuse settings that would make every request fail for a reason nobody asked for."""
+        if self.auth == "token" and not self.tokens:
+            raise ValueError("auth='token' needs at least one entry in tokens")
+        if self.auth == "aksk" and not self.access_keys:
+            raise ValueError("auth='aksk' needs at least one AK -> SK pair in access_keys")
+        if not self.ambiguous_kinds:
+            raise ValueError("ambiguous_kinds must name at least one of 500, reset, stall")
+        for job_id, version_id in self.jobs.items():
+            if job_id < 1 or version_id < 1:
+                raise ValueError("jobs: job and version ids must be >= 1")
+        if len(set(self.jobs.values())) != len(self.jobs):
+            raise ValueError("jobs: each seeded job needs its own initial version id")
+        return self
+
+    @property
+    def bucket_size(self) -> int:
+        """Burst capacity of the token bucket (defaults to one second's worth of requests)."""
+        if self.burst is not None:
+            return self.burst
+        return max(1, math.ceil(self.rate or 1))
+
+    def with_changes(self, **changes: Any) -> EmulatorConfig:
+        """A validated copy with runtime knobs changed; identity fields are refused."""
+        fixed = sorted(set(changes) - RUNTIME_KNOBS)
+        if fixed:
+            raise ValueError(
+                f"cannot change {', '.join(fixed)} at runtime; changeable: "
+                + ", ".join(sorted(RUNTIME_KNOBS))
+            )
+        merged = self.model_dump()
+        merged.update(changes)
+        # model_dump unwraps nothing secret-wise: SecretStr values survive as SecretStr objects
+        return EmulatorConfig.model_validate(merged)
+
+    def public_view(self) -> dict[str, Any]:
+        """The settings as JSON, secrets left out (for /_admin/state and logs)."""
+        data = self.model_dump(mode="json", exclude={"tokens", "access_keys"})
+        data["tokens"] = len(self.tokens)
+        data["access_keys"] = len(self.access_keys)
+        data["ambiguous_kinds"] = sorted(self.ambiguous_kinds)
+        return data
+
+
+RUNTIME_KNOBS: frozenset[str] = frozenset(
+    {
+        "max_versions_per_job",
+        "rate",
+        "burst",
+        "retry_after",
+        "latency_ms",
+        "latency_jitter_ms",
+        "latency_distribution",
+        "error_500_share",
+        "ambiguous_share",
+        "ambiguous_kinds",
+        "stall_seconds",
+        "faults_on_lists",
+        "list_lag",
+        "init_seconds",
+        "run_seconds",
+        "failure_share",
+    }
+)
