@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 from batchsubmit import __version__
 from batchsubmit.errors import BatchSubmitError
+from batchsubmit.logs import configure_logging
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -59,6 +60,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse exits 2 on usage errors, 0 on --help
         return int(exc.code or 0)
+    configure_logging()  # events go to stderr, never into a command's stdout; `run` refines this
     if getattr(args, "func", None) is None:
         parser.print_help()
         return EXIT_USAGE
