@@ -11,6 +11,8 @@ import importlib
 import sys
 from collections.abc import Sequence
 
+import structlog
+
 from batchsubmit import __version__
 from batchsubmit.errors import BatchSubmitError
 from batchsubmit.logs import configure_logging
@@ -60,7 +62,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse exits 2 on usage errors, 0 on --help
         return int(exc.code or 0)
-    configure_logging()  # events go to stderr, never into a command's stdout; `run` refines this
+    if not structlog.is_configured():  # tests capture events with structlog.testing
+        configure_logging()  # events go to stderr, never into a command's stdout
     if getattr(args, "func", None) is None:
         parser.print_help()
         return EXIT_USAGE

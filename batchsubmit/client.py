@@ -111,6 +111,18 @@ def classify_error(
     return APIError(message, http_status=status, error_code=code, request_id=request_id)
 
 
+async def _read_capped(stream: aiohttp.StreamReader, limit: int) -> bytes:
+    """The whole body, or its first ``limit`` bytes when it is longer (a runaway reply)."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in stream.iter_chunked(64 * 1024):
+        chunks.append(chunk)
+        size += len(chunk)
+        if size >= limit:
+            break
+    return b"".join(chunks)[:limit]
+
+
 class ModelArtsClient:
     """One aiohttp session against one endpoint and project; safe to share between tasks."""
 
@@ -241,7 +253,7 @@ class ModelArtsClient:
                 allow_redirects=False,
             ) as response:
                 sent = True
-                raw = await response.content.read(_MAX_BODY + 1)
+                raw = await _read_capped(response.content, _MAX_BODY + 1)
                 status = response.status
                 reply_headers = {k: v for k, v in response.headers.items()}
         except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:

@@ -9,8 +9,8 @@ property of the error, :attr:`BatchSubmitError.disposition`, so the pool never n
     ├── UsageError                   bad flags, missing or unusable credentials; nothing was sent
     ├── LedgerError                  the ledger is damaged or unwritable (path, line)
     ├── APIError                     the server answered no (http_status, error_code, request_id)
-    │   ├── ThrottledError           429 / APIG.0308 / ModelArts.2799|4206|6101; carries retry_after
-    │   ├── AuthError                401, 403 APIG.0301, ModelArts.02xx: stops the run, never retried
+    │   ├── ThrottledError           429, APIG.0308, ModelArts.2799|4206|6101; has retry_after
+    │   ├── AuthError                401, 403 APIG.0301, ModelArts.02xx: stops the run, no retry
     │   └── ServerError              5xx: 500/502/504 after a POST leave the outcome unknown
     └── TransportError               no usable answer
         ├── NotSentError             refused / DNS failure: the request never left; safe to retry
@@ -23,6 +23,7 @@ aiohttp's exceptions are translated into this tree in exactly one place, ``batch
 from __future__ import annotations
 
 import enum
+import re
 from typing import ClassVar
 
 
@@ -141,6 +142,22 @@ class ThrottledError(APIError):
             message, http_status=http_status, error_code=error_code, request_id=request_id
         )
         self.retry_after = retry_after
+
+    @property
+    def announced_limit(self) -> float | None:
+        """Requests/s of the gateway policy the message names ("...,limit:10,time:1 second")."""
+        match = _POLICY.search(self.message)
+        if match is None:
+            return None
+        per = float(match["time"]) * _UNIT_SECONDS[match["unit"]]
+        return float(match["limit"]) / per if per > 0 and float(match["limit"]) > 0 else None
+
+
+_POLICY = re.compile(
+    r"limit:\s*(?P<limit>\d+(?:\.\d+)?)\s*,\s*time:\s*(?P<time>\d+(?:\.\d+)?)\s*"
+    r"(?P<unit>second|minute|hour|day)"
+)
+_UNIT_SECONDS = {"second": 1.0, "minute": 60.0, "hour": 3600.0, "day": 86400.0}
 
 
 class AuthError(APIError):

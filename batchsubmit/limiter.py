@@ -18,10 +18,13 @@ from time import monotonic
 
 import anyio
 
+from batchsubmit.errors import ThrottledError
+
 __all__ = ["AdaptiveRateLimiter", "LimiterStats"]
 
 BETA = 0.7
 SCALE = 0.4
+ANNOUNCED_MARGIN = 0.95
 _MEASURE_BUCKET = 0.5  # seconds per bucket of the measured send rate
 _SMOOTH = 0.8
 
@@ -44,7 +47,7 @@ class AdaptiveRateLimiter:
         self,
         ceiling: float,
         *,
-        burst_seconds: float = 0.25,
+        burst_seconds: float = 1.0,
         min_rate: float = 0.5,
         clock: Callable[[], float] = monotonic,
         sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
@@ -59,7 +62,9 @@ class AdaptiveRateLimiter:
         self._lock = anyio.Lock()  # FIFO: one waiter sleeps for the next token at a time
         now = clock()
         self._rate = self.ceiling
-        self._tokens = self._capacity
+        # Start a little short of a full bucket: the gateway's is full too, and a margin of a
+        # few tokens keeps send-time jitter from ever finding it empty.
+        self._tokens = self._capacity * 0.8
         self._last_refill = now
         self._pause_until = now
         # CUBIC state
@@ -122,12 +127,23 @@ class AdaptiveRateLimiter:
         cap = 2.0 * max(self._measured, self._min_rate)
         self._set_rate(min(cubic, cap), now)
 
-    def on_throttle(self, *, sent_at: float, retry_after: float | None = None) -> None:
-        """A throttled answer to a request sent at ``sent_at``: cut the rate, honour Retry-After."""
+    def on_throttle(
+        self, *, sent_at: float, retry_after: float | None = None,
+        announced_limit: float | None = None,
+    ) -> None:
+        """A throttled answer to a request sent at ``sent_at``: cut the rate, honour Retry-After.
+
+        ``announced_limit``, when the gateway names its policy, becomes the ceiling (less a
+        margin, so send-time jitter never drains the gateway's bucket): no need to probe past it.
+        """
         now = self._clock()
+        if announced_limit and announced_limit * ANNOUNCED_MARGIN < self.ceiling:
+            self.ceiling = announced_limit * ANNOUNCED_MARGIN
+            self._min_rate = min(self._min_rate, self.ceiling)
         if retry_after:
             self._pause_until = max(self._pause_until, now + retry_after)
-            self._tokens = min(self._tokens, 0.0)  # no burst right after the pause
+        self._refill(now)
+        self._tokens = 0.0  # the gateway's bucket is empty: no burst into it
         self.throttles += 1
         if self._throttled_ever and sent_at < self._last_throttle:
             return  # sent before the last cut: that cut already accounted for it
@@ -137,6 +153,12 @@ class AdaptiveRateLimiter:
         self._window = ((base * (1 - BETA)) / SCALE) ** (1 / 3)
         self._last_throttle = now
         self._set_rate(base * BETA, now)
+
+    def on_throttled(self, error: ThrottledError, *, sent_at: float) -> None:
+        """:meth:`on_throttle` with what a ThrottledError carries."""
+        self.on_throttle(
+            sent_at=sent_at, retry_after=error.retry_after, announced_limit=error.announced_limit
+        )
 
     def _set_rate(self, rate: float, now: float) -> None:
         self._refill(now)

@@ -159,3 +159,29 @@ def test_discovers_a_strict_limit(limit: int, over: float) -> None:
     achieved, share_429 = anyio.run(discover, limit, over, 1.0)
     assert achieved >= 0.75
     assert share_429 <= 0.11
+
+
+async def test_announced_policy_becomes_the_ceiling() -> None:
+    """A 429 naming its policy ("limit:40,time:1 second") caps the rate just under 40/s."""
+    from batchsubmit.errors import ThrottledError
+
+    clock = FakeClock()
+    limiter = make(100, clock)
+    error = ThrottledError(
+        "The throttling threshold has been reached: policy user over ratelimit,limit:40,"
+        "time:1 second"
+    )
+    assert error.announced_limit == 40
+    limiter.on_throttled(error, sent_at=await limiter.acquire())
+    for _ in range(2000):
+        await limiter.acquire()
+        limiter.on_success()
+    assert 0.9 * 40 <= limiter.rate < 40
+
+
+def test_policies_per_minute_are_per_second_limits() -> None:
+    """"limit:120,time:1 minute" is 2 requests/s; a message without a policy announces nothing."""
+    from batchsubmit.errors import ThrottledError
+
+    assert ThrottledError("ratelimit,limit:120,time:1 minute").announced_limit == 2
+    assert ThrottledError("too many requests").announced_limit is None

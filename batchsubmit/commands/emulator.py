@@ -19,7 +19,7 @@ from typing import Any
 import structlog
 from pydantic import ValidationError
 
-from batchsubmit.emulator import DEFAULT_PROJECT_ID, EmulatorConfig, run_emulator
+from batchsubmit.emulator import DEFAULT_PROJECT_ID, EmulatorConfig
 from batchsubmit.errors import UsageError
 
 DEFAULT_PORT = 8642
@@ -325,6 +325,8 @@ async def _serve(config: EmulatorConfig) -> None:
     for sig in signals:
         loop.add_signal_handler(sig, stop.set)
     try:
+        from batchsubmit.emulator import run_emulator
+
         async with run_emulator(config) as emulator:
             print(f"batchsubmit emulator listening on {emulator.url}", flush=True)
             await stop.wait()

@@ -11,8 +11,25 @@ every point was created exactly once::
         assert len(emu.versions(job_id=10)) == expected
 """
 
-from batchsubmit.emulator.app import Emulator
+from typing import TYPE_CHECKING, Any
+
 from batchsubmit.emulator.config import DEFAULT_PROJECT_ID, RUNTIME_KNOBS, EmulatorConfig
-from batchsubmit.emulator.server import run_emulator
+
+if TYPE_CHECKING:
+    from batchsubmit.emulator.app import Emulator
+    from batchsubmit.emulator.server import run_emulator
+
+
+def __getattr__(name: str) -> Any:
+    """The server parts (aiohttp.web) load on first use: `batchsubmit --help` stays quick."""
+    if name == "Emulator":
+        from batchsubmit.emulator.app import Emulator
+
+        return Emulator
+    if name == "run_emulator":
+        from batchsubmit.emulator.server import run_emulator
+
+        return run_emulator
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = ["DEFAULT_PROJECT_ID", "RUNTIME_KNOBS", "Emulator", "EmulatorConfig", "run_emulator"]

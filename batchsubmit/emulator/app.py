@@ -229,6 +229,9 @@ class Emulator:
             response = error_response(
                 Rejection(exc.status, "ModelArts.0101", exc.reason), request_id
             )
+        except ConnectionResetError:  # the client went away mid-request (killed, timed out)
+            log.info("batchsubmit.emulator.client_gone", path=request.path)
+            raise
         except Exception:  # an emulator bug: still answer in the API's shape, and say so
             log.exception("batchsubmit.emulator.handler_crashed", path=request.path)
             response = error_response(

@@ -1,0 +1,215 @@
+"""Compiling the request body of a spec: fixed parameters, templates, and the wire order.
+
+The body under ``base`` is split once into a constant part, copied per point, and the few fields
+that carry placeholders, compiled to positional format strings. Keys are put in the order
+``CreateVersionRequest.to_wire()`` emits them and nulls are dropped as it drops them, so a rendered
+body is byte-for-byte what the request model would send.
+
+Placeholders: ``{sweep}`` and fixed parameters are constants, filled in at compile time;
+``{index}``, ``{key}`` and swept labels are format fields over ``(index, key, *pairs)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from batchsubmit.errors import SpecError
+from batchsubmit.models import DataSourceItem, VersionConfig
+from batchsubmit.sweep.loader import KeyPath, LineMap, error_at
+from batchsubmit.sweep.render import Template, compile_template, placeholders
+from batchsubmit.sweep.render import render_value as render
+from batchsubmit.sweep.schema import Base, suggest
+
+__all__ = ["RESERVED", "Body", "compile_body"]
+
+RESERVED = ("sweep", "index", "key")
+_CONFIG_ORDER = {name: i for i, name in enumerate(VersionConfig.model_fields)}
+_SOURCE_ORDER = {name: i for i, name in enumerate(DataSourceItem.model_fields)}
+
+Args = tuple[object, ...]  # (index, key, *pairs): what templates are formatted with
+Node = Callable[[Args], Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Body:
+    """The request body, split into a constant part and the parts rendered per point."""
+
+    job_desc: Template | None
+    config: dict[str, Any]  # constant fields, wire order; rendered fields hold a None stand-in
+    formats: tuple[tuple[str, str], ...]  # (config field, positional format)
+    nested: tuple[tuple[str, Node], ...]  # (config field, builder) for lists and mappings
+    fixed: tuple[tuple[str, Template], ...]  # fixed parameters kept, wire order
+    fixed_index: tuple[int, ...]  # their index in base.config.parameter
+    train_url: Template | None
+
+
+
+class BodyCompiler:
+    """Compiles ``base`` for a sweep whose swept labels (spec order) are ``labels``."""
+
+    def __init__(self, name: str, labels: list[str], where: str, lines: LineMap) -> None:
+        self.name, self.where, self.lines = name, where, lines
+        self.swept = set(labels)
+        self.fixed_raw: list[tuple[str, str, int]] = []
+        self.positions = {"index": "0", "key": "1"}
+        self.positions.update({label: f"{2 + i}[1]" for i, label in enumerate(labels)})
+
+    def error(self, message: str, path: KeyPath) -> SpecError:
+        return error_at(self.where, self.lines, message, path)
+
+    def value(self, raw: object, path: KeyPath) -> str:
+        try:
+            return render(raw)
+        except ValueError as exc:
+            raise self.error(str(exc), path) from None
+
+    def fixed(self, config: Mapping[str, Any]) -> None:
+        raw = config.get("parameter")
+        if raw is None:
+            return
+        base: KeyPath = ("base", "config", "parameter")
+        if not isinstance(raw, list):
+            raise self.error("must be a list of {label: ..., value: ...}", base)
+        seen: set[str] = set()
+        for i, item in enumerate(raw):
+            path = (*base, i)
+            if not isinstance(item, dict):
+                raise self.error("must be a mapping {label: ..., value: ...}", path)
+            extra = [k for k in item if k not in ("label", "value")]
+            if extra:
+                raise self.error(f"unknown key {extra[0]!r}: a parameter has label and value", path)
+            label = item.get("label")
+            if not isinstance(label, str) or not label:
+                raise self.error("label must be a non-empty string", (*path, "label"))
+            if label in RESERVED:
+                raise self.error(
+                    f"label {label!r} is reserved for the {{{label}}} placeholder: rename it",
+                    (*path, "label"),
+                )
+            if label in seen:
+                raise self.error(f"label {label!r} is listed twice: keep one", (*path, "label"))
+            seen.add(label)
+            if "value" not in item:
+                raise self.error("value is missing", path)
+            value = self.value(item["value"], (*path, "value"))
+            if label not in self.swept:  # a swept label overrides the fixed one
+                self.fixed_raw.append((label, value, i))
+
+    def templates(self) -> None:
+        self.templated_fixed = {
+            label for label, value, _ in self.fixed_raw if self.placeholder_names(value, ())
+        }
+        self.constants = {"sweep": self.name}
+        self.constants.update(
+            {lbl: v for lbl, v, _ in self.fixed_raw if lbl not in self.templated_fixed}
+        )
+
+    def placeholder_names(self, text: str, path: KeyPath) -> list[str]:
+        try:
+            return placeholders(text)
+        except ValueError as exc:
+            raise self.error(str(exc), path) from None
+
+    def template(self, text: str, path: KeyPath) -> Template:
+        self.placeholder_names(text, path)
+        try:
+            return compile_template(text, positions=self.positions, constants=self.constants)
+        except KeyError as exc:
+            name = str(exc.args[0])
+            if name in self.templated_fixed:
+                raise self.error(
+                    f"placeholder {{{name}}} refers to a fixed parameter that is itself a "
+                    "template: spell its value out here instead",
+                    path,
+                ) from None
+            known = ["sweep", *self.positions, *self.constants]
+            known = list(dict.fromkeys(known))
+            close = suggest(name, known)
+            hint = f"did you mean {{{close}}}? " if close else ""
+            raise self.error(
+                f"unknown placeholder {{{name}}}: {hint}known placeholders: "
+                + ", ".join(f"{{{k}}}" for k in known),
+                path,
+            ) from None
+
+    def node(self, value: Any, path: KeyPath) -> Node:
+        if isinstance(value, dict):
+            order = _SOURCE_ORDER if path[-2:-1] == ("data_source",) else {}
+            keys = sorted(
+                (k for k, v in value.items() if v is not None),
+                key=lambda k: order.get(k, len(order)),
+            )
+            items = [(k, self.node(value[k], (*path, k))) for k in keys]
+            return lambda args: {k: build(args) for k, build in items}
+        if isinstance(value, list):
+            parts = [self.node(v, (*path, i)) for i, v in enumerate(value)]
+            return lambda args: [build(args) for build in parts]
+        if isinstance(value, str):
+            compiled = self.template(value, path)
+            if compiled.constant is not None:
+                constant = compiled.constant
+                return lambda args: constant
+            fmt = compiled.fmt.format
+            return lambda args: fmt(*args)
+        return lambda args: value
+
+    def body(self, base: Base) -> Body:
+        config_path: KeyPath = ("base", "config")
+        job_desc = (
+            self.template(base.job_desc, ("base", "job_desc"))
+            if base.job_desc is not None else None
+        )
+        fixed = tuple(
+            (label, self.template(value, ("base", "config", "parameter", i, "value")))
+            for label, value, i in self.fixed_raw
+        )
+        keys = sorted(
+            (k for k, v in base.config.items() if v is not None or k == "parameter"),
+            key=lambda k: _CONFIG_ORDER.get(k, len(_CONFIG_ORDER)),
+        )
+        if "parameter" not in keys:
+            keys.append("parameter")
+            keys.sort(key=lambda k: _CONFIG_ORDER.get(k, len(_CONFIG_ORDER)))
+        config: dict[str, Any] = {}
+        formats: list[tuple[str, str]] = []
+        nested: list[tuple[str, Node]] = []
+        train_url: Template | None = None
+        for k in keys:
+            value = base.config.get(k)
+            config[k] = None
+            if k == "parameter":
+                continue
+            path = (*config_path, k)
+            if isinstance(value, str):
+                compiled = self.template(value, path)
+                if k == "train_url":
+                    train_url = compiled
+                if compiled.constant is not None:
+                    config[k] = compiled.constant
+                else:
+                    formats.append((k, compiled.fmt))
+            elif isinstance(value, dict | list):
+                nested.append((k, self.node(value, path)))
+            else:
+                config[k] = value
+        return Body(
+            job_desc=job_desc,
+            config=config,
+            formats=tuple(formats),
+            nested=tuple(nested),
+            fixed=fixed,
+            fixed_index=tuple(i for _, _, i in self.fixed_raw),
+            train_url=train_url,
+        )
+
+
+def compile_body(
+    base: Base, *, name: str, labels: list[str], where: str, lines: LineMap
+) -> Body:
+    """Compile ``base`` (fixed parameters, templates, wire order); SpecError at the field."""
+    compiler = BodyCompiler(name, labels, where, lines)
+    compiler.fixed(base.config)
+    compiler.templates()
+    return compiler.body(base)

@@ -1,0 +1,349 @@
+"""Reading a spec file: YAML, JSON or TOML into plain data, plus where each key sits in the file.
+
+The only module of the sweep package that does I/O. Each format is parsed into the same plain
+data (dicts, lists, str, int, float, bool, None) and a :class:`LineMap` from key paths such as
+``("grid", "learning_rate", 2)`` to 1-based line numbers, so every later error can point at a line.
+
+YAML is read with the YAML 1.2 core schema rather than PyYAML's YAML 1.1 default: ``1e-5`` is a
+float (1.1 makes it a string), ``yes``/``no``/``on``/``off`` stay strings (1.1 makes them booleans),
+``0123`` is the integer 123 (not octal) and dates stay strings. Duplicate keys are an error in every
+format, never a silent "last one wins".
+"""
+
+from __future__ import annotations
+
+import bisect
+import hashlib
+import json
+import json.decoder
+import re
+import tomllib
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from batchsubmit.errors import SpecError
+
+__all__ = ["SUFFIXES", "KeyPath", "LineMap", "RawSpec", "dotted", "error_at", "read_spec"]
+
+KeyPath = tuple[str | int, ...]
+SUFFIXES = (".yaml", ".yml", ".json", ".toml")
+
+
+def dotted(path: KeyPath) -> str:
+    """``("grid", "lr", 2)`` -> ``"grid.lr[2]"``: the field path as error messages show it."""
+    out = ""
+    for part in path:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out = f"{out}.{part}" if out else part
+    return out
+
+
+class LineMap:
+    """Line numbers of the keys of one spec file; a path not found falls back to its parent."""
+
+    def __init__(
+        self,
+        lines: dict[KeyPath, int] | None = None,
+        finder: Callable[[KeyPath], int | None] | None = None,
+    ) -> None:
+        self._lines = lines or {}
+        self._finder = finder
+
+    def line(self, path: KeyPath) -> int | None:
+        """The line of ``path``, else of its nearest ancestor that has one; None if unknown."""
+        for end in range(len(path), 0, -1):
+            prefix = path[:end]
+            if self._finder is not None:
+                found = self._finder(prefix)
+                if found is not None:
+                    return found
+            elif prefix in self._lines:
+                return self._lines[prefix]
+        return None
+
+
+def error_at(
+    where: str,
+    lines: LineMap,
+    message: str,
+    path: KeyPath = (),
+    *,
+    index: int | None = None,
+    key: str | None = None,
+) -> SpecError:
+    """A SpecError at ``path`` of the spec file ``where``: its line, field and point."""
+    return SpecError(
+        message,
+        path=where,
+        line=lines.line(path) if path else None,
+        field=dotted(path) if path else None,
+        index=index,
+        key=key,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class RawSpec:
+    """A parsed spec file before schema validation."""
+
+    path: Path
+    sha256: str
+    data: Any
+    lines: LineMap
+
+
+def read_spec(path: str | Path) -> RawSpec:
+    """Read and parse a spec file; SpecError on an unreadable file or a syntax error."""
+    path = Path(path)
+    where = str(path)
+    suffix = path.suffix.lower()
+    if suffix not in SUFFIXES:
+        raise SpecError(
+            f"unsupported file type {path.suffix or '(none)'!r}: "
+            "name the spec *.yaml, *.yml, *.json or *.toml",
+            path=where,
+        )
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise SpecError(f"cannot read the spec: {exc.strerror or exc}", path=where) from exc
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise SpecError("the spec is not UTF-8 text", path=where, line=line) from exc
+    if suffix == ".json":
+        data, lines = _parse_json(text, where)
+    elif suffix == ".toml":
+        data, lines = _parse_toml(text, where)
+    else:
+        data, lines = _parse_yaml(text, where)
+    return RawSpec(path=path, sha256=hashlib.sha256(raw).hexdigest(), data=data, lines=lines)
+
+
+# ---------------------------------------------------------------------------------------------
+# YAML, 1.2 core schema, with the line of every key.
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader with the YAML 1.2 core schema's scalars (see the module docstring)."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    first: [
+        (tag, regexp)
+        for tag, regexp in resolvers
+        if tag
+        not in (
+            "tag:yaml.org,2002:bool",
+            "tag:yaml.org,2002:int",
+            "tag:yaml.org,2002:float",
+            "tag:yaml.org,2002:timestamp",
+        )
+    ]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool",
+    re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
+    list("tTfF"),
+)
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:int",
+    re.compile(r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$"),
+    list("-+0123456789"),
+)
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(
+        r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?"
+        r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"
+    ),
+    list("-+.0123456789"),
+)
+
+
+def _construct_int(loader: yaml.SafeLoader, node: yaml.Node) -> int:
+    text = str(loader.construct_scalar(node))  # type: ignore[arg-type]
+    if text.startswith("0o"):
+        return int(text[2:], 8)
+    if text.startswith("0x"):
+        return int(text[2:], 16)
+    return int(text, 10)
+
+
+_Loader.add_constructor("tag:yaml.org,2002:int", _construct_int)
+
+
+def _parse_yaml(text: str, where: str) -> tuple[Any, LineMap]:
+    loader = _Loader(text)
+    try:
+        node = loader.get_single_node()
+        data = loader.construct_document(node) if node is not None else None
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        problem = exc.problem or exc.context or "invalid YAML"
+        if exc.context and exc.problem:
+            context = exc.context
+            if exc.context_mark is not None and exc.context_mark is not mark:
+                context += f" that starts on line {exc.context_mark.line + 1}"
+            problem += f" ({context})"
+        raise SpecError(
+            f"YAML syntax error: {problem}",
+            path=where,
+            line=mark.line + 1 if mark is not None else None,
+        ) from exc
+    except yaml.YAMLError as exc:
+        raise SpecError(f"YAML error: {exc}", path=where) from exc
+    finally:
+        loader.dispose()
+    lines: dict[KeyPath, int] = {}
+    if node is not None:
+        _walk_yaml(node, (), lines, where, set())
+    return data, LineMap(lines)
+
+
+def _walk_yaml(
+    node: yaml.Node, path: KeyPath, lines: dict[KeyPath, int], where: str, active: set[int]
+) -> None:
+    lines.setdefault(path, node.start_mark.line + 1)
+    if id(node) in active:  # a recursive alias: nothing more to learn below it
+        return
+    active.add(id(node))
+    if isinstance(node, yaml.MappingNode):
+        seen: dict[str, int] = {}
+        for key_node, value_node in node.value:
+            if not isinstance(key_node, yaml.ScalarNode):
+                continue
+            key = str(key_node.value)
+            line = key_node.start_mark.line + 1
+            if key == "<<" and key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            if key in seen:
+                raise SpecError(
+                    f"duplicate key {key!r} (first on line {seen[key]}): keep one of them",
+                    path=where,
+                    line=line,
+                    field=dotted((*path, key)),
+                )
+            seen[key] = line
+            lines.setdefault((*path, key), line)
+            _walk_yaml(value_node, (*path, key), lines, where, active)
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            _walk_yaml(item, (*path, index), lines, where, active)
+    active.discard(id(node))
+
+
+# ---------------------------------------------------------------------------------------------
+# JSON: the standard parser for the values, a small scanner for the lines.
+
+_WS = re.compile(r"[ \t\n\r]*")
+
+
+def _parse_json(text: str, where: str) -> tuple[Any, LineMap]:
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise SpecError(f"JSON syntax error: {exc.msg}", path=where, line=exc.lineno) from exc
+    lines: dict[KeyPath, int] = {}
+    starts = [0] + [m.end() for m in re.finditer("\n", text)]
+    decoder = json.JSONDecoder()
+
+    def line_of(pos: int) -> int:
+        return bisect.bisect_right(starts, pos)
+
+    def scan(pos: int, path: KeyPath) -> int:
+        pos = _WS.match(text, pos).end()  # type: ignore[union-attr]
+        lines.setdefault(path, line_of(pos))
+        char = text[pos]
+        if char not in "{[":
+            return int(decoder.raw_decode(text, pos)[1])
+        closing = "}" if char == "{" else "]"
+        pos = _WS.match(text, pos + 1).end()  # type: ignore[union-attr]
+        if text[pos] == closing:
+            return pos + 1
+        seen: dict[str, int] = {}
+        index = 0
+        while True:
+            pos = _WS.match(text, pos).end()  # type: ignore[union-attr]
+            if char == "{":
+                line = line_of(pos)
+                key, pos = json.decoder.scanstring(text, pos + 1)  # type: ignore[attr-defined]
+                if key in seen:
+                    raise SpecError(
+                        f"duplicate key {key!r} (first on line {seen[key]}): keep one of them",
+                        path=where,
+                        line=line,
+                        field=dotted((*path, key)),
+                    )
+                seen[key] = line
+                lines[(*path, key)] = line
+                pos = _WS.match(text, pos).end() + 1  # type: ignore[union-attr]  # the ':'
+                pos = scan(pos, (*path, key))
+            else:
+                pos = scan(pos, (*path, index))
+                index += 1
+            pos = _WS.match(text, pos).end()  # type: ignore[union-attr]
+            if text[pos] == ",":
+                pos += 1
+                continue
+            return pos + 1
+
+    scan(0, ())
+    return data, LineMap(lines)
+
+
+# ---------------------------------------------------------------------------------------------
+# TOML: tomllib for the values; lines found by reading table headers and assignments.
+
+_TOML_LINE = re.compile(r"line (\d+)")
+_HEADER = re.compile(r"^\s*\[\[?\s*([^\[\]]+?)\s*\]\]?\s*(?:#.*)?$")
+_PART = r"""(?:[A-Za-z0-9_-]+|"[^"]*"|'[^']*')"""
+_ASSIGN = re.compile(rf"^\s*({_PART}(?:\s*\.\s*{_PART})*)\s*=")
+_KEY_PART = re.compile(_PART)
+
+
+def _toml_key(text: str) -> tuple[str, ...]:
+    return tuple(part.strip("\"'") for part in _KEY_PART.findall(text))
+
+
+def _parse_toml(text: str, where: str) -> tuple[Any, LineMap]:
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        found = _TOML_LINE.search(str(exc))
+        message = re.sub(r"\s*\(at line \d+, column \d+\)", "", str(exc))
+        raise SpecError(
+            f"TOML syntax error: {message}",
+            path=where,
+            line=int(found.group(1)) if found else None,
+        ) from exc
+    entries: list[tuple[tuple[str, ...], int]] = []
+    table: tuple[str, ...] = ()
+    for number, line in enumerate(text.splitlines(), start=1):
+        header = _HEADER.match(line)
+        if header:
+            table = _toml_key(header.group(1))
+            entries.append((table, number))
+            continue
+        assign = _ASSIGN.match(line)
+        if assign:
+            entries.append(((*table, *_toml_key(assign.group(1))), number))
+
+    def find(path: KeyPath) -> int | None:
+        keys = tuple(part for part in path if isinstance(part, str))
+        if len(keys) != len(path):  # an array item: fall back to the array's own line
+            return None
+        for key, number in entries:
+            if key == keys:
+                return number
+        return None
+
+    return data, LineMap(finder=find)

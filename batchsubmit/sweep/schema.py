@@ -1,0 +1,235 @@
+"""The schema of a sweep spec file, and the translation of its validation errors into SpecError.
+
+The key names are a contract (scripts and tests outside this repository use them): ``name``,
+``target``, ``base``, ``grid``, ``zip``, ``random``, ``exclude``, ``submit``. Unknown keys are
+rejected everywhere. The request body under ``base`` is only checked for its outer shape here; its
+fields are checked by the request models once rendered (see ``spec.py``).
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Iterable
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from batchsubmit.errors import SpecError
+from batchsubmit.sweep.loader import KeyPath, LineMap, dotted
+
+__all__ = [
+    "Base",
+    "Dimension",
+    "RandomSearch",
+    "SpecFile",
+    "Submit",
+    "Target",
+    "spec_error_from_validation",
+    "suggest",
+]
+
+_STRICT = ConfigDict(extra="forbid", strict=True, frozen=True)
+_LOOPBACK = re.compile(r"^http://(?:127\.0\.0\.1|localhost|\[::1\])(?::\d+)?(?:/.*)?$")
+
+Label = Annotated[str, Field(min_length=1, max_length=128)]
+Bounds = Annotated[list[int | float], Field(min_length=2, max_length=2)]
+IntBounds = Annotated[list[int], Field(min_length=2, max_length=2)]
+
+
+class Target(BaseModel):
+    """Where the versions are created: an endpoint, a project and a training job."""
+
+    model_config = _STRICT
+
+    endpoint: str
+    project_id: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")] | None = None
+    job_id: Annotated[int, Field(ge=1)] | None = None
+
+    @field_validator("endpoint")
+    @classmethod
+    def _endpoint(cls, value: str) -> str:
+        if value == "emulator":
+            return value
+        if value.startswith("https://") and len(value) > len("https://"):
+            return value.rstrip("/")
+        if _LOOPBACK.match(value):
+            return value.rstrip("/")
+        raise ValueError(
+            f"endpoint {value!r} is neither \"emulator\" nor an https:// URL: write emulator "
+            "or e.g. https://modelarts.cn-north-4.myhuaweicloud.com "
+            "(plain http:// only for 127.0.0.1/localhost)"
+        )
+
+
+class Submit(BaseModel):
+    """Defaults for the submission engine; command-line flags override them."""
+
+    model_config = _STRICT
+
+    rate: Annotated[float, Field(gt=0)] | None = None
+    concurrency: Annotated[int, Field(ge=1)] | None = None
+    max_attempts: Annotated[int, Field(ge=1)] | None = None
+
+
+class Base(BaseModel):
+    """The create-version request body every point starts from (templates allowed)."""
+
+    model_config = _STRICT
+
+    job_desc: str | None = None
+    config: dict[str, Any]
+
+
+class Dimension(BaseModel):
+    """One dimension of a random search: exactly one distribution, ``q`` to quantise floats."""
+
+    model_config = _STRICT
+
+    uniform: Bounds | None = None
+    loguniform: Bounds | None = None
+    randint: IntBounds | None = None
+    choice: Annotated[list[Any], Field(min_length=1)] | None = None
+    q: Annotated[int | float, Field(gt=0)] | None = None
+
+    @model_validator(mode="after")
+    def _one_distribution(self) -> Dimension:
+        given = [
+            name
+            for name in ("uniform", "loguniform", "randint", "choice")
+            if getattr(self, name) is not None
+        ]
+        if len(given) != 1:
+            raise ValueError(
+                f"give exactly one distribution, got {len(given)}"
+                + (f" ({', '.join(given)})" if given else "")
+                + ": one of uniform: [lo, hi], loguniform: [lo, hi], randint: [lo, hi], "
+                "choice: [a, b, ...]"
+            )
+        if self.q is not None and given[0] not in ("uniform", "loguniform"):
+            raise ValueError(f"q quantises uniform/loguniform only: drop it from {given[0]}")
+        if self.uniform is not None and not self.uniform[0] < self.uniform[1]:
+            raise ValueError(f"uniform needs lo < hi, got {self.uniform}")
+        if self.loguniform is not None and not 0 < self.loguniform[0] < self.loguniform[1]:
+            raise ValueError(f"loguniform needs 0 < lo < hi, got {self.loguniform}")
+        if self.randint is not None and not self.randint[0] <= self.randint[1]:
+            raise ValueError(f"randint needs lo <= hi (both inclusive), got {self.randint}")
+        return self
+
+
+class RandomSearch(BaseModel):
+    """Seeded sampling: every grid x zip point gets ``samples`` draws from ``space``."""
+
+    model_config = _STRICT
+
+    samples: Annotated[int, Field(ge=1)]
+    seed: int = 0
+    space: Annotated[dict[Label, Dimension], Field(min_length=1)]
+
+
+class SpecFile(BaseModel):
+    """A whole sweep spec file."""
+
+    model_config = _STRICT
+
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
+    target: Target
+    base: Base
+    grid: Annotated[dict[Label, list[Any]], Field(min_length=1)] | None = None
+    zip: Annotated[dict[Label, list[Any]], Field(min_length=1)] | None = None
+    random: RandomSearch | None = None
+    exclude: list[dict[Label, Any]] | None = None
+    submit: Submit = Submit()
+
+
+# Allowed keys per place, for "did you mean" hints on unknown keys.
+_KEYS: dict[str, tuple[str, ...]] = {
+    "": tuple(SpecFile.model_fields),
+    "target": tuple(Target.model_fields),
+    "submit": tuple(Submit.model_fields),
+    "base": tuple(Base.model_fields),
+    "random": tuple(RandomSearch.model_fields),
+    "random.space.*": tuple(Dimension.model_fields),
+}
+
+
+def suggest(name: str, candidates: Iterable[str]) -> str | None:
+    """The candidate ``name`` was most likely meant to be: a close spelling, the initials
+    (``lr`` -> ``learning_rate``) or a prefix (``learn`` -> ``learning_rate``); None if none."""
+    options = list(candidates)
+    close = difflib.get_close_matches(name, options, n=1)
+    if close:
+        return close[0]
+    lowered = name.lower()
+    for option in options:
+        initials = "".join(part[:1] for part in re.split(r"[_\-.]+", option.lower()) if part)
+        if len(initials) > 1 and initials == lowered:
+            return option
+    prefixed = [option for option in options if option.lower().startswith(lowered)]
+    return prefixed[0] if len(lowered) >= 3 and len(prefixed) == 1 else None
+
+
+def unknown_key_message(key: str, allowed: tuple[str, ...]) -> str:
+    """'unknown key' with a did-you-mean hint and the allowed keys."""
+    close = suggest(key, allowed)
+    hint = f"did you mean {close!r}? " if close else ""
+    return f"unknown key {key!r}: {hint}allowed here: {', '.join(allowed)}"
+
+
+def first_error(exc: ValidationError) -> tuple[Any, int]:
+    """The error to report (an unknown key before the "missing" it usually causes), and how
+    many errors there are."""
+    errors = exc.errors(include_url=False)
+    ranked = sorted(errors, key=lambda err: err["type"] != "extra_forbidden")
+    return ranked[0], len(errors)
+
+
+def _allowed(loc: tuple[str | int, ...]) -> tuple[str, ...] | None:
+    parent = loc[:-1]
+    if len(parent) == 3 and parent[:2] == ("random", "space"):
+        return _KEYS["random.space.*"]
+    return _KEYS.get(".".join(str(p) for p in parent))
+
+
+def _message(err: Any) -> str:
+    kind, loc, inp = err["type"], err["loc"], err.get("input")
+    if kind == "extra_forbidden":
+        allowed = _allowed(loc)
+        key = str(loc[-1])
+        return unknown_key_message(key, allowed) if allowed else f"unknown key {key!r}"
+    if kind == "missing":
+        return f"required key {loc[-1]!r} is missing"
+    if kind == "string_type":
+        return f"must be a string, got {inp!r} (quote it)"
+    if kind in ("int_type", "int_from_float"):
+        return f"must be an integer, got {inp!r}"
+    if kind == "float_type":
+        return f"must be a number, got {inp!r}"
+    if kind == "dict_type":
+        return f"must be a mapping (key: value), got {type(inp).__name__}"
+    if kind == "list_type":
+        return f"must be a list, got {inp!r} (write [a, b, ...])"
+    if kind == "string_pattern_mismatch":
+        pattern = err.get("ctx", {}).get("pattern", "")
+        return f"{inp!r} does not match {pattern}"
+    if kind == "too_short" and isinstance(inp, dict | list) and not inp:
+        return "must not be empty"
+    message = str(err["msg"])
+    return message.removeprefix("Value error, ")
+
+
+def spec_error_from_validation(
+    exc: ValidationError, *, where: str, lines: LineMap, prefix: KeyPath = ()
+) -> SpecError:
+    """The first schema error as a SpecError with field path and line; the count of the rest."""
+    first, count = first_error(exc)
+    loc: KeyPath = tuple(part for part in first["loc"] if part != "[key]")
+    if first["type"] in ("model_type", "dict_type") and not loc:
+        return SpecError("the spec must be a mapping of keys (name, target, base, ...)", path=where)
+    path = (*prefix, *loc)
+    message = _message(first)
+    if count > 1:
+        message += f" (and {count - 1} more problem{'s' if count > 2 else ''})"
+    return SpecError(
+        message, path=where, line=lines.line(path), field=dotted(path) if path else None
+    )

@@ -1,0 +1,221 @@
+"""The pool's decisions, driven by a scripted in-memory server and a fake clock (no sockets)."""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Mapping
+from typing import Any
+
+import pytest
+
+from batchsubmit.engine import Engine
+from batchsubmit.errors import (
+    APIError,
+    AuthError,
+    BatchSubmitError,
+    NotSentError,
+    OutcomeUnknownError,
+    ThrottledError,
+)
+from batchsubmit.limiter import AdaptiveRateLimiter
+from batchsubmit.models import CreateVersionResponse, Version
+from batchsubmit.reconcile import Listing, Reconciler
+from batchsubmit.retry import FailureWindow
+from batchsubmit.sweep import Point
+from tests.fakes import FakeClock
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+LOST = "created, then the reply was lost"
+
+
+class ScriptedServer:
+    """Creates versions; each call takes the next scripted step (an error, LOST, or success)."""
+
+    def __init__(self, *script: BatchSubmitError | str) -> None:
+        self.script: deque[BatchSubmitError | str] = deque(script)
+        self.versions: list[Version] = []
+        self.calls = 0
+
+    async def create_version(self, job_id: int, body: Mapping[str, Any]) -> CreateVersionResponse:
+        self.calls += 1
+        step = self.script.popleft() if self.script else "ok"
+        if isinstance(step, BatchSubmitError):
+            raise step
+        version = Version(
+            version_id=100 + len(self.versions), version_name=f"V{len(self.versions):04d}",
+            train_url=body["config"]["train_url"], parameter=body["config"]["parameter"],
+        )
+        self.versions.append(version)
+        if step == LOST:
+            raise OutcomeUnknownError("POST: connection reset after sending")
+        return CreateVersionResponse(version_id=version.version_id,
+                                     version_name=version.version_name)
+
+    async def list_versions(self) -> list[Version]:
+        return list(self.versions)
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.records: list[dict[str, Any]] = []
+
+    async def write(self, record: dict[str, Any]) -> None:
+        self.records.append(record)
+
+    def events(self, key: str | None = None) -> list[str]:
+        return [r["event"] for r in self.records if key is None or r.get("key") == key]
+
+
+def point(i: int) -> Point:
+    parameter = (("lr", str(i)),)
+    train_url = f"/out/{i}/"
+    body = {"config": {"train_url": train_url,
+                       "parameter": [{"label": k, "value": v} for k, v in parameter]}}
+    return Point(index=i, key=f"k{i}", values=parameter, parameter=parameter,
+                 train_url=train_url, body=body)
+
+
+def make_engine(server: ScriptedServer, ledger: Recorder, clock: FakeClock,
+                **kw: Any) -> Engine:
+    limiter = AdaptiveRateLimiter(1000, clock=clock, sleep=clock.sleep)
+    reconciler = Reconciler(server.list_versions, settle=1.0, clock=clock, sleep=clock.sleep)
+    return Engine(api=server, ledger=ledger, limiter=limiter, reconciler=reconciler, job_id=10,
+                  clock=clock, sleep=clock.sleep, **kw)
+
+
+async def run(engine: Engine, n: int, **kw: Any) -> None:
+    await engine.run(((point(i), 0) for i in range(n)), **kw)
+
+
+async def test_intent_is_written_before_the_request() -> None:
+    """Every create is preceded by its durable `submitted` line, and followed by its outcome."""
+    server, ledger, clock = ScriptedServer(), Recorder(), FakeClock()
+    await run(make_engine(server, ledger, clock), 3)
+    for i in range(3):
+        assert ledger.events(f"k{i}") == ["submitted", "succeeded"]
+    assert server.calls == 3
+
+
+async def test_not_sent_errors_are_retried_after_backoff() -> None:
+    """A refused connection is retried; the success records both attempts."""
+    server, ledger, clock = ScriptedServer(NotSentError("refused")), Recorder(), FakeClock()
+    await run(make_engine(server, ledger, clock), 1)
+    assert ledger.events("k0") == ["submitted", "submitted", "succeeded"]
+    assert ledger.records[-1]["attempts"] == 2
+    assert server.calls == 2
+
+
+async def test_unknown_outcome_is_reconciled_not_resent() -> None:
+    """A create whose reply was lost is found in the listing and adopted: no second create."""
+    server, ledger, clock = ScriptedServer(LOST), Recorder(), FakeClock()
+    await run(make_engine(server, ledger, clock), 1)
+    assert server.calls == 1
+    assert len(server.versions) == 1
+    outcome = ledger.records[-1]
+    assert outcome["event"] == "succeeded"
+    assert outcome["reconciled"] is True
+    assert outcome["version_id"] == server.versions[0].version_id
+
+
+async def test_unknown_outcome_not_on_server_is_resent_after_settling() -> None:
+    """A timeout that created nothing: after the settle interval the point is sent again."""
+    server = ScriptedServer(OutcomeUnknownError("read timeout"))
+    ledger, clock = Recorder(), FakeClock()
+    engine = make_engine(server, ledger, clock)
+    start = clock()
+    await run(engine, 1)
+    assert server.calls == 2
+    assert len(server.versions) == 1
+    assert clock() - start >= 1.0  # waited out the list lag before concluding "absent"
+    assert ledger.records[-1]["reconciled"] is False
+
+
+async def test_refusal_fails_the_point_for_good() -> None:
+    """A 400 is recorded with its code, status and request id, and never retried."""
+    refusal = APIError("bad spec_id", http_status=400, error_code="ModelArts.2781",
+                       request_id="rid-1")
+    server, ledger, clock = ScriptedServer(refusal), Recorder(), FakeClock()
+    await run(make_engine(server, ledger, clock), 2)
+    failed = [r for r in ledger.records if r["event"] == "failed"]
+    assert server.calls == 2
+    assert len(failed) == 1
+    assert failed[0]["error_code"] == "ModelArts.2781"
+    assert failed[0]["http_status"] == 400
+    assert failed[0]["request_id"] == "rid-1"
+
+
+async def test_auth_failure_stops_after_one_request() -> None:
+    """Wrong credentials: the canary point alone is sent, no outcome is written, run aborts."""
+    refused = AuthError("bad signature", http_status=401, error_code="APIG.0301")
+    server, ledger, clock = ScriptedServer(refused), Recorder(), FakeClock()
+    engine = make_engine(server, ledger, clock, concurrency=8)
+    await run(engine, 50)
+    assert server.calls == 1
+    assert engine.abort_error is refused
+    assert ledger.events() == ["submitted"]
+
+
+async def test_throttle_lowers_the_rate_and_retries() -> None:
+    """A 429 cuts the limiter's rate and the point succeeds on its next attempt."""
+    server = ScriptedServer(ThrottledError("slow down", retry_after=0.5))
+    ledger, clock = Recorder(), FakeClock()
+    engine = make_engine(server, ledger, clock)
+    await run(engine, 1)
+    assert engine.stats.throttled == 1
+    assert engine.stats.rate < 1000
+    assert ledger.events("k0") == ["submitted", "submitted", "succeeded"]
+
+
+async def test_attempts_are_bounded() -> None:
+    """With max_attempts=3 and a server that always refuses to connect, the point fails."""
+    server = ScriptedServer(*[NotSentError("refused")] * 10)
+    ledger, clock = Recorder(), FakeClock()
+    await run(make_engine(server, ledger, clock, max_attempts=3), 1)
+    assert server.calls == 3
+    assert ledger.records[-1]["event"] == "failed"
+    assert ledger.records[-1]["attempts"] == 3
+
+
+async def test_mostly_failing_run_halts() -> None:
+    """More than half of the last ten answers failing halts the run before the sweep ends."""
+    server = ScriptedServer(*[APIError("no", http_status=400, error_code="X")] * 100)
+    ledger, clock = Recorder(), FakeClock()
+    engine = make_engine(server, ledger, clock, concurrency=2,
+                         failure_window=FailureWindow(size=10, threshold=0.5))
+    await run(engine, 100)
+    assert engine.halt_reason is not None
+    assert server.calls < 20
+
+
+async def test_points_already_on_the_server_are_adopted() -> None:
+    """A point the start-of-run listing already holds is recorded, not created again."""
+    server, ledger, clock = ScriptedServer(), Recorder(), FakeClock()
+    await run(make_engine(server, Recorder(), clock), 1)  # a run whose ledger was lost
+    listing = Listing.build(clock(), server.versions)
+    await run(make_engine(server, ledger, clock), 2, on_server=listing)
+    assert server.calls == 2  # one from the first run, one for the new point
+    assert ledger.events("k0") == ["succeeded"]
+    assert ledger.records[0]["reconciled"] is True
+
+
+async def test_interrupt_stops_taking_points() -> None:
+    """After interrupt() no new point is sent; the run returns with interrupted set."""
+    server, ledger, clock = ScriptedServer(), Recorder(), FakeClock()
+    engine = make_engine(server, ledger, clock, concurrency=1)
+
+    def items() -> Any:
+        for i in range(100):
+            if i == 5:
+                engine.interrupt()
+            yield point(i), 0
+
+    await engine.run(items())
+    assert engine.interrupted
+    assert server.calls <= 6
