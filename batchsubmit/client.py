@@ -27,6 +27,7 @@ from batchsubmit.errors import (
     OutcomeUnknownError,
     ServerError,
     ThrottledError,
+    UsageError,
 )
 from batchsubmit.models import (
     CreateVersionRequest,
@@ -72,6 +73,8 @@ def parse_retry_after(value: str | None, *, now: datetime | None = None) -> floa
             when = parsedate_to_datetime(value)
         except (TypeError, ValueError):
             return None
+        if when.tzinfo is None:  # "-0000" parses naive; HTTP dates are UTC
+            when = when.replace(tzinfo=UTC)
         seconds = (when - (now or datetime.now(UTC))).total_seconds()
     if math.isnan(seconds) or math.isinf(seconds):
         return None
@@ -123,6 +126,35 @@ async def _read_capped(stream: aiohttp.StreamReader, limit: int) -> bytes:
     return b"".join(chunks)[:limit]
 
 
+# Raised before a byte of the request left: a refused or failed connection (DNS, TLS, the pinned
+# certificate), a connect timeout, or a URL that cannot be requested at all.
+_NOT_SENT = (
+    aiohttp.ClientConnectorError,
+    aiohttp.ConnectionTimeoutError,
+    aiohttp.ServerFingerprintMismatch,
+    aiohttp.InvalidURL,
+    aiohttp.NonHttpUrlClientError,
+)
+
+
+def _is_false(value: Any) -> bool:
+    """``is_success`` says no: ``false``, or the string ``"false"`` some gateways send."""
+    return value is False or (isinstance(value, str) and value.strip().lower() == "false")
+
+
+def _endpoint_url(endpoint: str) -> URL:
+    """The base URL, checked now rather than failing every request later."""
+    hint = "write it as https://modelarts.<region>.myhuaweicloud.com (or http://127.0.0.1:<port>)"
+    try:
+        url = URL(endpoint.strip().rstrip("/"))
+        host = url.host
+    except ValueError:
+        raise UsageError(f"endpoint {endpoint!r} is not a URL: {hint}") from None
+    if url.scheme not in ("http", "https") or not host:
+        raise UsageError(f"endpoint {endpoint!r} is not an http(s) URL with a host: {hint}")
+    return url
+
+
 class ModelArtsClient:
     """One aiohttp session against one endpoint and project; safe to share between tasks."""
 
@@ -136,7 +168,7 @@ class ModelArtsClient:
         read_timeout: float = 30.0,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
-        self._base = URL(endpoint.rstrip("/"))
+        self._base = _endpoint_url(endpoint)
         self._credentials = credentials
         self._now = now
         self._timeout = aiohttp.ClientTimeout(
@@ -200,14 +232,22 @@ class ModelArtsClient:
     async def list_versions(
         self, job_id: int, *, per_page: int = MAX_PER_PAGE
     ) -> AsyncIterator[Version]:
-        """Every version of a job, page after page, until a short or empty page."""
+        """Every version of a job, each once, page after page until a short or empty page.
+
+        Versions are listed newest first, so one created while we page pushes the rest down and
+        a page may repeat what the last one ended with: repeats are skipped. A full page with
+        nothing new (a server ignoring ``page``) ends the walk rather than looping forever.
+        """
         per_page = min(per_page, MAX_PER_PAGE)
+        seen: set[int] = set()
         page = 1
         while True:
             listing = await self.list_versions_page(job_id, page=page, per_page=per_page)
-            for version in listing.versions:
+            fresh = [v for v in listing.versions if v.version_id not in seen]
+            for version in fresh:
+                seen.add(version.version_id)
                 yield version
-            if len(listing.versions) < per_page:
+            if len(listing.versions) < per_page or not fresh:
                 return
             page += 1
 
@@ -255,13 +295,16 @@ class ModelArtsClient:
                 sent = True
                 raw = await _read_capped(response.content, _MAX_BODY + 1)
                 status = response.status
-                reply_headers = {k: v for k, v in response.headers.items()}
-        except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
+                # Case-insensitive: aiohttp spells known names its own way ("X-Request-ID").
+                reply_headers = response.headers.copy()
+        except aiohttp.RedirectClientError as exc:  # a reply came (redirects are not followed)
+            raise self._unknown(method, path, exc, sent=True) from exc
+        except _NOT_SENT as exc:
             raise NotSentError(
                 f"{method} {path}: could not connect ({type(exc).__name__}: {exc}); "
                 "nothing was sent"
             ) from exc
-        except (aiohttp.ClientError, TimeoutError) as exc:
+        except (aiohttp.ClientError, TimeoutError) as exc:  # the rest: after it may have left
             raise self._unknown(method, path, exc, sent=sent) from exc
         if len(raw) > _MAX_BODY:
             raise self._unknown(method, path, f"reply larger than {_MAX_BODY} bytes", sent=True)
@@ -270,7 +313,7 @@ class ModelArtsClient:
         except ValueError:
             payload = _UNDECODABLE
         if 200 <= status < 300 and payload is not _UNDECODABLE:
-            if isinstance(payload, dict) and payload.get("is_success") is False:
+            if isinstance(payload, dict) and _is_false(payload.get("is_success")):
                 raise classify_error(
                     status, payload, reply_headers, may_have_created=may_have_created
                 )

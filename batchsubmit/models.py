@@ -9,7 +9,7 @@ empty ``version_name``, unknown fields, ``error_msg`` for ``error_message``).
 from __future__ import annotations
 
 import enum
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeAlias, TypeVar
 
 from pydantic import (
     AliasChoices,
@@ -41,14 +41,29 @@ _TOLERANT = ConfigDict(extra="ignore", populate_by_name=True)
 
 PositiveId = Annotated[StrictInt, Field(ge=1)]
 
+# Optional request fields: omitted is fine, an explicit JSON null is not (the API types them
+# String/Long/Array, and the service answers ModelArts.0101 to a null). So the runtime type has no
+# None in it, and the default None is never validated; the checker sees the Optional it reads.
+_T = TypeVar("_T")
+if TYPE_CHECKING:
+    OptStr: TypeAlias = str | None
+    OptId: TypeAlias = int | None
+    OptDesc: TypeAlias = str | None
+    OptList: TypeAlias = list[_T] | None
+else:
+    OptStr = StrictStr
+    OptId = PositiveId
+    OptDesc = Annotated[StrictStr, Field(max_length=256)]
+    OptList = list
+
 
 class Parameter(BaseModel):
     """One run parameter; on the wire both halves are strings (``"0.01"``, not ``0.01``)."""
 
     model_config = _STRICT
 
-    label: StrictStr | None = None
-    value: StrictStr | None = None
+    label: OptStr = None
+    value: OptStr = None
 
 
 class DataSourceItem(BaseModel):
@@ -57,9 +72,9 @@ class DataSourceItem(BaseModel):
     model_config = _STRICT
 
     type: Literal["obs", "dataset"]
-    data_url: StrictStr | None = None
-    dataset_id: StrictStr | None = None
-    dataset_version: StrictStr | None = None
+    data_url: OptStr = None
+    dataset_id: OptStr = None
+    dataset_version: OptStr = None
 
     @model_validator(mode="after")
     def _pairing(self) -> DataSourceItem:
@@ -89,21 +104,21 @@ class VersionConfig(BaseModel):
     model_config = _STRICT
 
     worker_server_num: PositiveId
-    app_url: StrictStr | None = None
-    boot_file_url: StrictStr | None = None
-    parameter: list[Parameter] | None = None
-    data_url: StrictStr | None = None
-    dataset_id: StrictStr | None = None
-    dataset_version_id: StrictStr | None = None
-    data_source: list[DataSourceItem] | None = None
+    app_url: OptStr = None
+    boot_file_url: OptStr = None
+    parameter: OptList[Parameter] = None
+    data_url: OptStr = None
+    dataset_id: OptStr = None
+    dataset_version_id: OptStr = None
+    data_source: OptList[DataSourceItem] = None
     spec_id: PositiveId
-    engine_id: PositiveId | None = None
-    model_id: PositiveId | None = None
+    engine_id: OptId = None
+    model_id: OptId = None
     train_url: StrictStr
-    log_url: StrictStr | None = None
+    log_url: OptStr = None
     pre_version_id: PositiveId
-    user_image_url: StrictStr | None = None
-    user_command: StrictStr | None = None
+    user_image_url: OptStr = None
+    user_command: OptStr = None
 
     @model_validator(mode="after")
     def _sources(self) -> VersionConfig:
@@ -127,6 +142,10 @@ class VersionConfig(BaseModel):
         if has_app:
             app = self.app_url or ""
             boot = self.boot_file_url or ""
+            if not app:
+                raise ValueError(
+                    'app_url is empty: give the code directory, e.g. "/bucket/code/"'
+                )
             prefix = app if app.endswith("/") else app + "/"
             if not boot.startswith(prefix) or len(boot) <= len(prefix):
                 raise ValueError(
@@ -172,7 +191,7 @@ class CreateVersionRequest(BaseModel):
 
     model_config = _STRICT
 
-    job_desc: Annotated[StrictStr, Field(max_length=256)] | None = None
+    job_desc: OptDesc = None
     config: VersionConfig
 
     def to_wire(self) -> dict[str, Any]:
@@ -191,7 +210,9 @@ def describe_validation_error(exc: ValidationError, *, prefix: str = "") -> list
             else:
                 path = f"{path}.{part}" if path else str(part)
         message = err["msg"]
-        if err["type"] == "value_error":
+        if err["type"].endswith("_type") and err.get("input", ...) is None:
+            message = "must not be null: give a value, or leave the field out if it is optional"
+        elif err["type"] == "value_error":
             message = message.removeprefix("Value error, ")
         elif err["type"] == "extra_forbidden":
             message = "unknown field: remove it (check the spelling against the API contract)"
@@ -253,7 +274,23 @@ _TERMINAL = frozenset(
 
 
 def _blank_to_none(value: Any) -> Any:
-    return None if value == "" else value
+    return None if isinstance(value, str) and not value.strip() else value
+
+
+def _version_id(value: Any) -> Any:
+    """A version id must be a real id: a boolean or an id below 1 is a broken reply, not 1 or 0."""
+    if isinstance(value, bool):
+        raise ValueError("a version id is a positive integer, not a boolean")
+    return value
+
+
+PositiveInt = Annotated[int, Field(ge=1)]
+
+
+def _param_text(value: Any) -> Any:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value) if isinstance(value, int | float) else value
 
 
 class _Response(BaseModel):
@@ -276,17 +313,27 @@ class ErrorBody(_Response):
 class CreateVersionResponse(_Response):
     """Success body of create-version. ``version_id`` is the one field we cannot do without."""
 
-    version_id: int
+    version_id: PositiveInt
     version_name: str = ""
     job_id: int | None = None
     job_name: str | None = None
     status: int | None = None
     create_time: int | None = None
 
+    @field_validator("version_id", mode="before")
+    @classmethod
+    def _id(cls, value: Any) -> Any:
+        return _version_id(value)
+
     @field_validator("version_name", mode="before")
     @classmethod
     def _name(cls, value: Any) -> Any:
         return "" if value is None else value
+
+    @field_validator("job_id", "status", "create_time", mode="before")
+    @classmethod
+    def _blank_int(cls, value: Any) -> Any:
+        return _blank_to_none(value)
 
 
 class Version(BaseModel):
@@ -294,7 +341,7 @@ class Version(BaseModel):
 
     model_config = _TOLERANT
 
-    version_id: int
+    version_id: PositiveInt
     version_name: str = ""
     pre_version_id: int | None = None
     status: int = 0
@@ -319,20 +366,34 @@ class Version(BaseModel):
     user_image_url: str | None = None
     user_command: str | None = None
 
+    @field_validator("version_id", mode="before")
+    @classmethod
+    def _id(cls, value: Any) -> Any:
+        return _version_id(value)
+
     @field_validator("version_name", mode="before")
     @classmethod
     def _name(cls, value: Any) -> Any:
         return "" if value is None else value
+
+    @field_validator("status", mode="before")
+    @classmethod
+    def _status(cls, value: Any) -> Any:
+        return 0 if _blank_to_none(value) is None else value
 
     @field_validator("parameter", mode="before")
     @classmethod
     def _params(cls, value: Any) -> Any:
         if value is None:
             return []
-        # Tolerate numbers where strings belong, so matching compares like with like.
+        # Tolerate numbers where strings belong, so matching compares like with like; a null
+        # half is an absent half (Parameter, a request model, refuses an explicit null).
         return [
-            {k: (str(v) if isinstance(v, int | float) and not isinstance(v, bool) else v)
-             for k, v in item.items() if k in ("label", "value")}
+            {
+                k: _param_text(v)
+                for k, v in item.items()
+                if k in ("label", "value") and v is not None
+            }
             if isinstance(item, dict) else item
             for item in value
         ]
@@ -369,6 +430,16 @@ class VersionList(_Response):
     version_count: int | None = None
     versions: list[Version] = Field(default_factory=list)
 
+    @field_validator("job_id", "version_count", mode="before")
+    @classmethod
+    def _blank_int(cls, value: Any) -> Any:
+        return _blank_to_none(value)
+
+    @field_validator("versions", mode="before")
+    @classmethod
+    def _none_is_empty(cls, value: Any) -> Any:
+        return [] if value is None else value
+
 
 class VersionDetail(Version):
     """Version detail: one flat object, a version plus the job's id and name."""
@@ -376,3 +447,8 @@ class VersionDetail(Version):
     is_success: bool = True
     job_id: int | None = None
     job_name: str | None = None
+
+    @field_validator("job_id", mode="before")
+    @classmethod
+    def _blank_job_id(cls, value: Any) -> Any:
+        return _blank_to_none(value)

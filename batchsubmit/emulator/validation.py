@@ -345,16 +345,11 @@ def _check_boot_file(config: dict[str, Any]) -> None:
     if "app_url" not in config:
         return
     app, boot = config["app_url"], config["boot_file_url"]
-    if not app.endswith("/"):
-        raise Rejection(
-            400,
-            "ModelArts.2791",
-            f'config.app_url {app!r} must be a directory ending with "/", e.g. {app + "/"!r}',
-        )
-    if not (boot.startswith(app) and len(boot) > len(app)):
+    directory = app if app.endswith("/") else app + "/"  # "/usr/app" names the same directory
+    if not app or not (boot.startswith(directory) and len(boot) > len(directory)):
         raise Rejection(
             400,
             "ModelArts.2791",
             f"config.boot_file_url {boot!r} must lie inside config.app_url {app!r}; "
-            f"write e.g. {app + 'train.py'!r}",
+            f"write e.g. {directory + 'train.py'!r}",
         )
