@@ -22,7 +22,7 @@ EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 
-COMMANDS = ("expand", "run", "status", "emulator")
+COMMANDS = ("expand", "run", "status", "watch", "report", "emulator")
 
 DESCRIPTION = """\
 Submit hyperparameter sweeps to a ModelArts training job, fast and exactly once.

@@ -29,6 +29,7 @@ from batchsubmit.errors import (
     ThrottledError,
     UsageError,
 )
+from batchsubmit.limiter import AdaptiveRateLimiter
 from batchsubmit.models import (
     CreateVersionRequest,
     CreateVersionResponse,
@@ -167,8 +168,12 @@ class ModelArtsClient:
         connect_timeout: float = 5.0,
         read_timeout: float = 30.0,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        read_limiter: AdaptiveRateLimiter | None = None,
     ) -> None:
         self._base = _endpoint_url(endpoint)
+        # Reads (list, detail) are paced here; creates are paced by their caller, which needs
+        # each send time to account for throttling and latency.
+        self._read_limiter = read_limiter
         self._credentials = credentials
         self._now = now
         self._timeout = aiohttp.ClientTimeout(
@@ -222,8 +227,7 @@ class ModelArtsClient:
         self, job_id: int, *, page: int = 1, per_page: int = MAX_PER_PAGE
     ) -> VersionList:
         """One page of a job's versions (page counts from 1)."""
-        payload = await self._send(
-            "GET",
+        payload = await self._read(
             f"training-jobs/{job_id}/versions",
             query={"page": page, "per_page": min(per_page, MAX_PER_PAGE)},
         )
@@ -253,8 +257,21 @@ class ModelArtsClient:
 
     async def get_version(self, job_id: int, version_id: int) -> VersionDetail:
         """The detail of one version."""
-        payload = await self._send("GET", f"training-jobs/{job_id}/versions/{version_id}")
+        payload = await self._read(f"training-jobs/{job_id}/versions/{version_id}")
         return self._parse(VersionDetail, payload, may_have_created=False)
+
+    async def _read(self, path: str, *, query: Mapping[str, str | int] | None = None) -> Any:
+        limiter = self._read_limiter
+        if limiter is None:
+            return await self._send("GET", path, query=query)
+        sent_at = await limiter.acquire()
+        try:
+            payload = await self._send("GET", path, query=query)
+        except ThrottledError as exc:
+            limiter.on_throttled(exc, sent_at=sent_at)
+            raise
+        limiter.on_success()
+        return payload
 
     # -- the transport boundary -------------------------------------------------------------
 

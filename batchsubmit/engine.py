@@ -18,13 +18,12 @@ from __future__ import annotations
 
 import random
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from time import monotonic
 from typing import Any, Protocol
 
 import anyio
 import structlog
-from anyio.abc import ObjectReceiveStream, ObjectSendStream
 
 from batchsubmit import ledger as records
 from batchsubmit.errors import (
@@ -39,7 +38,10 @@ from batchsubmit.reconcile import Listing, Reconciler, identity
 from batchsubmit.retry import Backoff, FailureWindow
 from batchsubmit.sweep import Point
 
-__all__ = ["Engine", "EngineStats", "RecordSink", "VersionCreator"]
+__all__ = ["Engine", "EngineStats", "Item", "RecordSink", "VersionCreator"]
+
+_POINTS_PER_SLOT = 8
+Item = tuple[int, Point, int]  # (job_id, point, attempts made in earlier runs)
 
 log = structlog.get_logger("batchsubmit.engine")
 
@@ -75,13 +77,25 @@ class EngineStats:
         return self.skipped + self.succeeded + self.failed + self.unresolved
 
 
-@dataclass
 class _Counters:
-    stats: EngineStats = field(default_factory=EngineStats)
+    """Live counters, bumped on the hot path; :class:`EngineStats` is their frozen snapshot."""
+
+    __slots__ = ("failed", "in_flight", "reconciled", "requests", "retrying", "skipped",
+                 "succeeded", "total", "unresolved")
+
+    def __init__(self) -> None:
+        self.total = self.skipped = self.succeeded = self.failed = self.reconciled = 0
+        self.unresolved = self.in_flight = self.retrying = self.requests = 0
 
     def bump(self, **deltas: int) -> None:
-        s = self.stats
-        self.stats = replace(s, **{k: getattr(s, k) + v for k, v in deltas.items()})
+        for name, delta in deltas.items():
+            setattr(self, name, getattr(self, name) + delta)
+
+    def snapshot(self, *, throttled: int, rate: float) -> EngineStats:
+        return EngineStats(
+            **{name: getattr(self, name) for name in self.__slots__},
+            throttled=throttled, rate=rate,
+        )
 
 
 class Engine:
@@ -93,8 +107,7 @@ class Engine:
         api: VersionCreator,
         ledger: RecordSink,
         limiter: AdaptiveRateLimiter,
-        reconciler: Reconciler,
-        job_id: int,
+        reconcilers: Mapping[int, Reconciler],
         concurrency: int = 8,
         max_attempts: int = 6,
         backoff: Backoff | None = None,
@@ -106,9 +119,9 @@ class Engine:
         self._api = api
         self._ledger = ledger
         self._limiter = limiter
-        self._reconciler = reconciler
-        self._job_id = job_id
+        self._reconcilers = reconcilers
         self._concurrency = max(1, concurrency)
+        self._slots = anyio.CapacityLimiter(self._concurrency)  # requests in flight
         self._max_attempts = max(1, max_attempts)
         self._backoff = backoff or Backoff()
         self._window = failure_window or FailureWindow()
@@ -120,7 +133,7 @@ class Engine:
         self.abort_error: BatchSubmitError | None = None
         self.halt_reason: str | None = None
         self.interrupted = False
-        self._on_server: Listing | None = None
+        self._on_server: Mapping[int, Listing] = {}
 
     def __repr__(self) -> str:
         s = self.stats
@@ -131,16 +144,18 @@ class Engine:
 
     @property
     def stats(self) -> EngineStats:
-        return replace(
-            self._counters.stats, throttled=self._limiter.throttles, rate=self._limiter.rate
-        )
+        return self._counters.snapshot(throttled=self._limiter.throttles, rate=self._limiter.rate)
 
     @property
     def stopping(self) -> bool:
         return self._stop.is_set()
 
-    def set_total(self, total: int, skipped: int = 0) -> None:
-        self._counters.stats = replace(self._counters.stats, total=total, skipped=skipped)
+    def use_ledger(self, ledger: RecordSink) -> None:
+        """Where records go; set once the ledger is open (after the start-of-run listings)."""
+        self._ledger = ledger
+
+    def set_total(self, total: int) -> None:
+        self._counters.total = total
 
     def count_skipped(self, n: int = 1) -> None:
         self._counters.bump(skipped=n)
@@ -153,48 +168,46 @@ class Engine:
     # -- the pool ---------------------------------------------------------------------------
 
     async def run(
-        self, points: Iterable[tuple[Point, int]], *, on_server: Listing | None = None
+        self, items: Iterable[Item], *, on_server: Mapping[int, Listing] | None = None
     ) -> None:
-        """Submit ``(point, attempts_so_far)`` pairs; returns when all are done or the run stops.
+        """Submit ``(job_id, point, attempts_so_far)`` items; returns when done or stopped.
 
-        ``on_server`` is the listing taken at the start of the run: a point already there (a
-        crash before its outcome was written, a lost ledger) is adopted, not sent again.
+        ``on_server`` holds each job's listing taken at the start of the run: a point already
+        there (a crash before its outcome was written, a lost ledger) is adopted, not re-sent.
         """
-        self._on_server = on_server
-        iterator = iter(points)
+        self._on_server = on_server or {}
+        iterator = iter(items)
         first = next(iterator, None)
         if first is None:
             return
         await self.submit(*first)  # alone: a canary for the credentials
         if self._stop.is_set():
             return
-        send: ObjectSendStream[tuple[Point, int]]
-        receive: ObjectReceiveStream[tuple[Point, int]]
-        send, receive = anyio.create_memory_object_stream(max_buffer_size=self._concurrency)
+        # Points waiting out a backoff or a reconciliation hold no request slot: the cap on
+        # requests in flight is a limiter around the create call, and a bounded number of
+        # points (a few per slot) is open at once, so memory stays flat.
+        open_points = anyio.Semaphore(self._concurrency * _POINTS_PER_SLOT)
         async with anyio.create_task_group() as tg:
-            for _ in range(self._concurrency):
-                tg.start_soon(self._work, receive.clone())
-            receive.close()
-            async with send:
-                for item in iterator:
-                    if self._stop.is_set():
-                        break
-                    await send.send(item)
-                    await anyio.lowlevel.checkpoint()
-
-    async def _work(self, receive: ObjectReceiveStream[tuple[Point, int]]) -> None:
-        async with receive:
-            async for point, attempts in receive:
+            for item in iterator:
                 if self._stop.is_set():
-                    continue  # drain without sending
-                await self.submit(point, attempts)
+                    break
+                await open_points.acquire()
+                tg.start_soon(self._point, item, open_points)
+
+    async def _point(self, item: Item, open_points: anyio.Semaphore) -> None:
+        try:
+            if not self._stop.is_set():
+                await self.submit(*item)
+        finally:
+            open_points.release()
 
     # -- one point --------------------------------------------------------------------------
 
-    async def submit(self, point: Point, attempts: int = 0) -> None:
+    async def submit(self, job_id: int, point: Point, attempts: int = 0) -> None:
         """Create one point's version, attempting up to ``max_attempts`` times in this run."""
-        if self._on_server is not None:
-            found = self._on_server.find(identity(point.train_url, point.parameter))
+        listing = self._on_server.get(job_id)
+        if listing is not None:
+            found = listing.find(identity(point.train_url, point.parameter))
             if found is not None:
                 await self._succeed(
                     point, attempts, found.version_id, found.version_name,
@@ -205,19 +218,23 @@ class Engine:
             if self._stop.is_set():
                 return
             attempts += 1
-            await self._ledger.write(
-                records.submitted(
-                    key=point.key, index=point.index, attempt=attempts, train_url=point.train_url
+            async with self._slots:
+                await self._ledger.write(
+                    records.submitted(
+                        key=point.key, index=point.index, attempt=attempts,
+                        train_url=point.train_url,
+                    )
                 )
-            )
-            sent_at = await self._limiter.acquire()
-            self._counters.bump(in_flight=1, requests=1)
-            try:
-                reply = await self._api.create_version(self._job_id, point.body)
-            except BatchSubmitError as exc:
-                error: BatchSubmitError = exc
-            else:
-                self._counters.bump(in_flight=-1)
+                sent_at = await self._limiter.acquire()
+                self._counters.bump(in_flight=1, requests=1)
+                try:
+                    reply = await self._api.create_version(job_id, point.body)
+                except BatchSubmitError as exc:
+                    error: BatchSubmitError = exc
+                    reply = None
+                finally:
+                    self._counters.bump(in_flight=-1)
+            if reply is not None:
                 self._limiter.on_success()
                 self._window.record(False)
                 await self._succeed(
@@ -225,18 +242,17 @@ class Engine:
                     reconciled=False, latency_ms=(self._clock() - sent_at) * 1000,
                 )
                 return
-            self._counters.bump(in_flight=-1)
-            if not await self._handle(point, error, attempts, sent_at, attempt_in_run):
+            if not await self._handle(job_id, point, error, attempts, sent_at, attempt_in_run):
                 return
         raise AssertionError("unreachable: the last attempt always settles the point")
 
     async def _handle(
-        self, point: Point, error: BatchSubmitError, attempts: int, sent_at: float,
+        self, job_id: int, point: Point, error: BatchSubmitError, attempts: int, sent_at: float,
         attempt_in_run: int,
     ) -> bool:
         """Settle the point after a failed attempt, or return True to attempt again."""
         disposition = error.disposition
-        fields = {"key": point.key, "index": point.index, "attempt": attempts,
+        fields = {"key": point.key, "job_id": job_id, "attempt": attempts,
                   "error_code": error.error_code, "error": str(error)}
         if isinstance(error, ThrottledError):
             self._limiter.on_throttled(error, sent_at=sent_at)
@@ -263,7 +279,7 @@ class Engine:
         if disposition is Disposition.RECONCILE:
             log.info("batchsubmit.submit.outcome_unknown", **fields)
             try:
-                found = await self._reconciler.find(
+                found = await self._reconcilers[job_id].find(
                     identity(point.train_url, point.parameter), doubt_at=self._clock()
                 )
             except BatchSubmitError as exc:

@@ -9,6 +9,10 @@ Scripts outside this repository read it, so the record shapes are a contract (is
     {"event": "failed", "key", "index", "error_code", "error_message", "http_status", "request_id",
      "attempts", "ts"}
     {"event": "run_finished", "counts", "interrupted", "ts"}
+    {"event": "status", "key", "version_id", "status", "status_name", "duration_ms", "ts"}
+
+A ``status`` line (issue 5) is written by ``batchsubmit watch`` when a created version's training
+status changes; it belongs to no run, so it leaves the runs' spans and times alone.
 
 The pure core builds records (:func:`run_started` ... :func:`run_finished`), encodes them
 (:func:`encode`) and folds a ledger into a :class:`LedgerState` (:func:`fold`, :func:`read_ledger`).
@@ -33,7 +37,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import NoneType, TracebackType
-from typing import Any, Final, Literal, Self
+from typing import Any, Final, Literal, NamedTuple, Self
 
 import anyio
 import anyio.to_thread
@@ -47,6 +51,7 @@ __all__ = [
     "LedgerState",
     "LedgerWriter",
     "RunSpan",
+    "StatusEntry",
     "check_record",
     "encode",
     "failed",
@@ -54,6 +59,7 @@ __all__ = [
     "read_ledger",
     "run_finished",
     "run_started",
+    "status",
     "submitted",
     "succeeded",
     "timestamp",
@@ -73,6 +79,7 @@ RECORD_FIELDS: Final[Mapping[str, tuple[str, ...]]] = {
         "key", "index", "error_code", "error_message", "http_status", "request_id", "attempts",
     ),
     "run_finished": ("counts", "interrupted"),
+    "status": ("key", "version_id", "status", "status_name", "duration_ms"),
 }  # fmt: skip
 
 _TYPES: Final[Mapping[str, tuple[type, ...]]] = {
@@ -82,6 +89,7 @@ _TYPES: Final[Mapping[str, tuple[type, ...]]] = {
     "reconciled": (bool,), "latency_ms": (int, float, NoneType),
     "error_code": (str, NoneType), "error_message": (str,), "http_status": (int, NoneType),
     "request_id": (str, NoneType), "counts": (dict,), "interrupted": (bool,), "ts": (str,),
+    "status": (int,), "status_name": (str,), "duration_ms": (int, float, NoneType),
 }  # fmt: skip
 
 Outcome = Literal["succeeded", "failed", "pending"]
@@ -168,6 +176,22 @@ def run_finished(
     return _record("run_finished", ts, counts=dict(counts), interrupted=interrupted)
 
 
+def status(
+    *,
+    key: str,
+    version_id: int,
+    status: int,
+    status_name: str,
+    duration_ms: float | None,
+    ts: str | None = None,
+) -> dict[str, Any]:
+    """The training status of a point's version changed (``batchsubmit watch`` saw it)."""
+    return _record(
+        "status", ts, key=key, version_id=version_id, status=status, status_name=status_name,
+        duration_ms=duration_ms,
+    )  # fmt: skip
+
+
 def _refuse(value: object) -> object:
     if isinstance(value, SecretStr | SecretBytes):
         raise TypeError("a secret must never reach the ledger: leave it out of the record")
@@ -233,6 +257,15 @@ class RunSpan:
     outcomes_since_first_submit: int = 0  # outcome lines from the first submitted line on
 
 
+class StatusEntry(NamedTuple):
+    """The latest ``status`` line of a key, kept small: a 100,000-point sweep holds 100,000."""
+
+    version_id: int
+    status: int
+    status_name: str
+    duration_ms: float | None
+
+
 @dataclass
 class LedgerState:
     """What a ledger says: the fold of its lines. Treat the records in it as read-only."""
@@ -246,6 +279,8 @@ class LedgerState:
     # key -> its last submitted line, when no outcome line follows it: the outcome is unknown
     pending: dict[str, dict[str, Any]] = field(default_factory=dict)
     attempts: dict[str, int] = field(default_factory=dict)  # key -> highest attempt seen
+    statuses: dict[str, StatusEntry] = field(default_factory=dict)  # key -> its last status line
+    last_status_ts: str | None = None  # ts of the last status line
     torn_line: bool = False  # a torn line (crash mid-write) was ignored
     lines: int = 0  # lines read
     first_ts: str | None = None
@@ -282,6 +317,20 @@ class LedgerState:
 
     def _settled(self, event: str) -> set[str]:
         return {k for k, r in self.outcomes.items() if r["event"] == event} - self.pending.keys()
+
+    def training_status(self, key: str) -> StatusEntry | None:
+        """The last status seen of the key's *current* version (None: not watched, or resent)."""
+        entry = self.statuses.get(key)
+        outcome = self.outcomes.get(key)
+        if (
+            entry is None
+            or outcome is None
+            or outcome["event"] != "succeeded"
+            or outcome["version_id"] != entry.version_id
+            or key in self.pending
+        ):
+            return None
+        return entry
 
 
 class _Folder:
@@ -321,6 +370,17 @@ class _Folder:
 
     def record(self, record: dict[str, Any], number: int) -> None:
         state, event, ts = self.state, record["event"], record["ts"]
+        if event == "status":  # no run's line: spans and first/last ts stay the runs'
+            key, name = record["key"], record["status_name"]
+            outcome = state.outcomes.get(key)
+            if outcome is not None:
+                key = outcome["key"]  # share the string the outcome holds
+            state.statuses[key] = StatusEntry(
+                record["version_id"], record["status"], self.memo.setdefault(name, name),
+                record["duration_ms"],
+            )  # fmt: skip
+            state.last_status_ts = ts
+            return
         if event == "run_started":
             if state.sweep is None:
                 state.sweep = record["sweep"]
@@ -652,6 +712,13 @@ class LedgerWriter:
 
     async def write(self, record: Mapping[str, Any]) -> None:
         """Append one record; returns when its line is durable. LedgerError if it cannot be."""
+        await self.write_many((record,))
+
+    async def write_many(self, records: Iterable[Mapping[str, Any]]) -> None:
+        """Append records in order, in one batch; returns when all are durable (one fsync).
+
+        Every record is checked before any is queued, so a bad one writes none of them.
+        """
         if self._fd is None:
             raise RuntimeError(
                 "the ledger writer is closed" if self._closed else
@@ -659,17 +726,24 @@ class LedgerWriter:
             )  # fmt: skip
         if self._broken is not None:
             raise self._error()
-        record = check_record(dict(record))
-        if record["event"] == "run_started":
-            if self.expected_sweep is not None and record["sweep"] != self.expected_sweep:
-                raise LedgerError(
-                    f"refusing to start a run of sweep {record['sweep']!r} in the ledger of "
-                    f"sweep {self.expected_sweep!r}; pass a --ledger of its own to each sweep",
-                    path=self.path,
-                )
-            self.expected_sweep = record["sweep"]
+        chunks = []
+        expected = self.expected_sweep
+        for raw in records:
+            record = check_record(dict(raw))
+            if record["event"] == "run_started":
+                if expected is not None and record["sweep"] != expected:
+                    raise LedgerError(
+                        f"refusing to start a run of sweep {record['sweep']!r} in the ledger of "
+                        f"sweep {expected!r}; pass a --ledger of its own to each sweep",
+                        path=self.path,
+                    )
+                expected = record["sweep"]
+            chunks.append(encode(record))
+        if not chunks:
+            return
+        self.expected_sweep = expected
         batch = self._current
-        batch.chunks.append(encode(record))
+        batch.chunks.extend(chunks)
         while not batch.done:
             if self._broken is not None:
                 raise self._error()

@@ -12,6 +12,7 @@ Time is injected (``clock`` and ``sleep``) so tests step a fake clock and never 
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from time import monotonic
@@ -25,8 +26,7 @@ __all__ = ["AdaptiveRateLimiter", "LimiterStats"]
 BETA = 0.7
 SCALE = 0.4
 ANNOUNCED_MARGIN = 0.95
-_MEASURE_BUCKET = 0.5  # seconds per bucket of the measured send rate
-_SMOOTH = 0.8
+_MEASURE_SENDS = 20  # the measured send rate spans this many recent sends
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,10 +72,7 @@ class AdaptiveRateLimiter:
         self._last_max_rate = self.ceiling
         self._last_throttle = now
         self._window = 0.0
-        # measured send rate
-        self._bucket_start = now
-        self._bucket_count = 0
-        self._measured = 0.0
+        self._sends: deque[float] = deque(maxlen=_MEASURE_SENDS)  # recent send times
         self.throttles = 0
 
     def __repr__(self) -> str:
@@ -98,7 +95,7 @@ class AdaptiveRateLimiter:
         return LimiterStats(
             rate=self._rate,
             ceiling=self.ceiling,
-            measured_rate=self._measured,
+            measured_rate=self._measured(),
             throttles=self.throttles,
             paused_for=max(0.0, self._pause_until - self._clock()),
         )
@@ -124,7 +121,7 @@ class AdaptiveRateLimiter:
             return
         now = self._clock()
         cubic = SCALE * (now - self._last_throttle - self._window) ** 3 + self._last_max_rate
-        cap = 2.0 * max(self._measured, self._min_rate)
+        cap = 2.0 * max(self._measured(), self._min_rate)
         self._set_rate(min(cubic, cap), now)
 
     def on_throttle(
@@ -147,7 +144,8 @@ class AdaptiveRateLimiter:
         self.throttles += 1
         if self._throttled_ever and sent_at < self._last_throttle:
             return  # sent before the last cut: that cut already accounted for it
-        base = min(self._measured, self._rate) if self._measured > 0 else self._rate
+        measured = self._measured()
+        base = min(measured, self._rate) if measured > 0 else self._rate
         self._throttled_ever = True
         self._last_max_rate = base
         self._window = ((base * (1 - BETA)) / SCALE) ** (1 / 3)
@@ -172,11 +170,11 @@ class AdaptiveRateLimiter:
             self._last_refill = now
 
     def _count_send(self, now: float) -> None:
-        self._bucket_count += 1
-        elapsed = now - self._bucket_start
-        if elapsed >= _MEASURE_BUCKET:
-            current = self._bucket_count / elapsed
-            old = self._measured
-            self._measured = current if old == 0 else current * _SMOOTH + old * (1 - _SMOOTH)
-            self._bucket_count = 0
-            self._bucket_start = now
+        self._sends.append(now)
+
+    def _measured(self) -> float:
+        """Requests/s over the last few sends: what we really sent, whatever the rate allowed."""
+        if len(self._sends) < 2:
+            return 0.0
+        span = self._sends[-1] - self._sends[0]
+        return (len(self._sends) - 1) / span if span > 0 else float("inf")

@@ -42,16 +42,27 @@ def configure_logging(
     else:
         out = stream or sys.stderr
     renderer: Any
+    tail: list[Any] = []
     if fmt == "json":
+        # A traceback as plain text: never the frames' local variables, which can hold a secret.
+        tail = [structlog.processors.format_exc_info]
         renderer = structlog.processors.JSONRenderer()
     else:
-        renderer = structlog.dev.ConsoleRenderer(colors=out.isatty() and opened is None)
+        colors = out.isatty() and opened is None
+        # Never rich's default, which shows every frame's locals: an SK passed to a signer.
+        formatter = (
+            structlog.dev.RichTracebackFormatter(show_locals=False)
+            if colors
+            else structlog.dev.plain_traceback
+        )
+        renderer = structlog.dev.ConsoleRenderer(colors=colors, exception_formatter=formatter)
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             _drop_secrets,
+            *tail,
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(level),

@@ -38,6 +38,7 @@ class Listing:
 
     started_at: float
     by_identity: dict[Identity, list[Version]]
+    latest_version_id: int | None = None  # the newest version of the job, ours or not
 
     @classmethod
     def build(cls, started_at: float, versions: Sequence[Version]) -> Listing:
@@ -49,7 +50,8 @@ class Listing:
             index.setdefault((version.train_url, params), []).append(version)
         for found in index.values():
             found.sort(key=lambda v: v.version_id)
-        return cls(started_at, index)
+        latest = max((v.version_id for v in versions), default=None)
+        return cls(started_at, index, latest)
 
     def find(self, who: Identity) -> Version | None:
         """The oldest version with this identity, if any."""

@@ -13,8 +13,10 @@ import signal
 from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from time import monotonic
+from typing import Any
 
 import anyio
 import structlog
@@ -22,17 +24,17 @@ from rich.console import Console
 
 from batchsubmit import ledger as records
 from batchsubmit.auth import Credentials, NoCredentials, credentials_from_env
-from batchsubmit.client import MAX_PER_PAGE, ModelArtsClient
-from batchsubmit.engine import Engine, EngineStats
-from batchsubmit.errors import AuthError, BatchSubmitError, ThrottledError, UsageError
+from batchsubmit.client import ModelArtsClient
+from batchsubmit.engine import Engine, EngineStats, Item
+from batchsubmit.errors import AuthError, UsageError
 from batchsubmit.ledger import LedgerState, LedgerWriter, read_ledger
 from batchsubmit.limiter import AdaptiveRateLimiter
 from batchsubmit.models import Version
 from batchsubmit.progress import watch_progress
-from batchsubmit.reconcile import Reconciler
+from batchsubmit.reconcile import Listing, Reconciler
 from batchsubmit.retry import Backoff
 from batchsubmit.summary import Summary, render_summary, summarize
-from batchsubmit.sweep import Point, SweepSpec, iter_points, load_spec, preflight
+from batchsubmit.sweep import Point, SweepSpec, bind, iter_points, load_spec, preflight, rebase
 
 __all__ = ["RunOptions", "RunResult", "run_sweep"]
 
@@ -70,13 +72,15 @@ class Settings:
 
     endpoint: str
     project_id: str
-    job_id: int
+    job_id: int  # the first of job_ids (scripts reading one job's ledger rely on it)
+    job_ids: tuple[int, ...]
     rate: float
     concurrency: int
     max_attempts: int
     timeout: float
     retry_failed: bool
     settle: float
+    bases: dict[int, int] | None = None  # job -> version its base came from (from_version)
 
 
 @dataclass(frozen=True)
@@ -86,20 +90,37 @@ class RunResult:
     message: str | None = None
 
 
+@dataclass(frozen=True)
+class JobSweep:
+    """The sweep bound to one job: its own base, and a key prefix when there are many jobs."""
+
+    job_id: int
+    spec: SweepSpec
+    prefix: str
+    total: int
+
+    def points(self) -> Iterator[Point]:
+        for point in iter_points(self.spec, validate=False):  # preflight validated them all
+            yield replace(point, key=self.prefix + point.key) if self.prefix else point
+
+
 def resolve(spec: SweepSpec, options: RunOptions, env: Mapping[str, str]) -> Settings:
     """Flags override the spec's ``target``/``submit``; the spec overrides the defaults."""
     endpoint = options.endpoint or spec.target.endpoint
     project_id = (
         options.project_id or spec.target.project_id or env.get("HUAWEICLOUD_SDK_PROJECT_ID")
     )
-    job_id = options.job_id or spec.target.job_id
+    job_ids = (options.job_id,) if options.job_id else tuple(spec.target.job_ids)
     if not project_id:
         raise UsageError(
             "no project id: set target.project_id in the spec, pass --project-id, "
             "or set HUAWEICLOUD_SDK_PROJECT_ID"
         )
-    if not job_id:
-        raise UsageError("no training job: set target.job_id in the spec, or pass --job-id")
+    if not job_ids:
+        raise UsageError(
+            "no training job: set target.job_id (or target.job_ids) in the spec, "
+            "or pass --job-id"
+        )
     rate = options.rate or spec.submit.rate or DEFAULT_RATE
     concurrency = options.concurrency or spec.submit.concurrency or DEFAULT_CONCURRENCY
     attempts = options.max_attempts or spec.submit.max_attempts or DEFAULT_MAX_ATTEMPTS
@@ -108,8 +129,8 @@ def resolve(spec: SweepSpec, options: RunOptions, env: Mapping[str, str]) -> Set
         if value <= 0:
             raise UsageError(f"{name} must be positive, got {value}")
     return Settings(
-        endpoint=endpoint, project_id=project_id, job_id=job_id, rate=rate,
-        concurrency=concurrency, max_attempts=attempts, timeout=options.timeout,
+        endpoint=endpoint, project_id=project_id, job_id=job_ids[0], job_ids=job_ids,
+        rate=rate, concurrency=concurrency, max_attempts=attempts, timeout=options.timeout,
         retry_failed=options.retry_failed, settle=options.settle,
     )
 
@@ -118,23 +139,34 @@ def default_ledger(spec: SweepSpec) -> Path:
     return Path(f"{spec.name}.ledger.jsonl")
 
 
+def bind_jobs(spec: SweepSpec, job_ids: tuple[int, ...]) -> list[JobSweep]:
+    """The spec bound to each job and preflighted (no base from the server needed)."""
+    return [_job(bind(spec, job), job, len(job_ids)) for job in job_ids]
+
+
+def _job(bound: SweepSpec, job_id: int, jobs: int) -> JobSweep:
+    total = preflight(bound)  # every body valid before anything is sent
+    return JobSweep(job_id, bound, f"{job_id}:" if jobs > 1 else "", total)
+
+
 def work_items(
-    spec: SweepSpec, state: LedgerState, *, retry_failed: bool, skipped: list[int]
-) -> Iterator[tuple[Point, int]]:
+    jobs: list[JobSweep], state: LedgerState, *, retry_failed: bool, skipped: list[int]
+) -> Iterator[Item]:
     """The points this run must send, with their attempts so far; counts the others."""
-    for point in iter_points(spec, validate=False):  # preflight validated every body already
-        outcome = state.outcomes.get(point.key)
-        if point.key not in state.pending and outcome is not None and (
-            outcome["event"] == "succeeded" or not retry_failed
-        ):
-            skipped[0] += 1
-            continue
-        yield point, state.attempts.get(point.key, 0)
+    for job in jobs:
+        for point in job.points():
+            outcome = state.outcomes.get(point.key)
+            if point.key not in state.pending and outcome is not None and (
+                outcome["event"] == "succeeded" or not retry_failed
+            ):
+                skipped[0] += 1
+                continue
+            yield job.job_id, point, state.attempts.get(point.key, 0)
 
 
-def spec_drift(spec: SweepSpec, state: LedgerState) -> tuple[int, int]:
+def spec_drift(jobs: list[JobSweep], state: LedgerState) -> tuple[int, int]:
     """(added, removed): points of the spec the ledger never saw, and ledger points it lost."""
-    keys = {point.key for point in iter_points(spec, validate=False)}
+    keys = {point.key for job in jobs for point in job.points()}
     known = state.outcomes.keys() | state.pending.keys()
     return len(keys - known), len(known - keys)
 
@@ -158,17 +190,44 @@ async def _endpoint(
         return
     from batchsubmit.emulator import EmulatorConfig, run_emulator
 
-    first = next(iter_points(spec, validate=False), None)
-    base_version = first.body["config"]["pre_version_id"] if first else 1
+    first = next(iter_points(bind(spec, settings.job_id), validate=False), None)
+    base_version = first.body["config"].get("pre_version_id", 1) if first else 1
     # Its state lives beside the ledger, so a re-run resumes against the same "server".
     config = EmulatorConfig(
         project_id=settings.project_id,
-        jobs={settings.job_id: base_version},
+        jobs={job: base_version + n for n, job in enumerate(settings.job_ids)},
         state_file=Path(str(ledger_path) + ".emulator.json"),
     )
     async with run_emulator(config) as emulator:
         log.info("batchsubmit.run.emulator_started", url=emulator.url)
         yield emulator.url, NoCredentials(project_id=settings.project_id)
+
+
+async def rebase_jobs(
+    spec: SweepSpec, settings: Settings, client: ModelArtsClient,
+    listings: Mapping[int, Listing],
+    earlier: Mapping[int, int] | None,
+) -> tuple[list[JobSweep], dict[int, int]]:
+    """Each job's sweep on top of its ``from_version`` (resolved once: a resume reuses it)."""
+    jobs: list[JobSweep] = []
+    bases: dict[int, int] = {}
+    for job_id in settings.job_ids:
+        wanted = spec.from_version
+        if earlier and job_id in earlier:
+            version_id = earlier[job_id]
+        elif wanted == "latest":
+            latest = listings[job_id].latest_version_id
+            if latest is None:
+                raise UsageError(f"job {job_id} has no version to take as `latest`")
+            version_id = latest
+        else:
+            version_id = int(wanted)  # type: ignore[arg-type]
+        bases[job_id] = version_id
+        detail = await client.get_version(job_id, version_id)
+        jobs.append(
+            _job(rebase(spec, job_id, detail.model_dump()), job_id, len(settings.job_ids))
+        )
+    return jobs, bases
 
 
 async def run_sweep(
@@ -183,15 +242,21 @@ async def run_sweep(
     console = console or Console(stderr=True)
     spec = load_spec(options.spec)
     settings = resolve(spec, options, env)
-    total = preflight(spec)  # every body valid before anything is sent
+    jobs = [] if spec.from_version is not None else bind_jobs(spec, settings.job_ids)
     ledger_path = options.ledger or default_ledger(spec)
+    engine = await _run(spec, settings, jobs, options, ledger_path, env, console, credentials)
+    summary = summarize(read_ledger(ledger_path))
+    if not options.quiet:
+        render_summary(summary, console)
+    return _verdict(engine, summary)
+
+
+async def _run(
+    spec: SweepSpec, settings: Settings, jobs: list[JobSweep], options: RunOptions,
+    ledger_path: Path, env: Mapping[str, str], console: Console,
+    credentials: Credentials | None,
+) -> Engine:
     state = read_ledger(ledger_path)
-    if state.spec_sha256 and state.spec_sha256 != spec.sha256:
-        added, removed = spec_drift(spec, state)
-        console.print(
-            f"[yellow]the spec changed since {ledger_path} was written: {added} points added, "
-            f"{removed} removed; going on with the current spec[/]"
-        )
     async with contextlib.AsyncExitStack() as stack:
         if credentials is None:
             url, creds = await stack.enter_async_context(
@@ -199,21 +264,70 @@ async def run_sweep(
             )
         else:
             url, creds = settings.endpoint, credentials
-        ledger = await stack.enter_async_context(
-            LedgerWriter(ledger_path, expected_sweep=spec.name)
-        )
+        limiter = AdaptiveRateLimiter(settings.rate)  # one rate for every request of the run
         client = await stack.enter_async_context(
             ModelArtsClient(
-                url, creds, concurrency=settings.concurrency,
+                url, creds, concurrency=settings.concurrency, read_limiter=limiter,
                 connect_timeout=options.connect_timeout, read_timeout=settings.timeout,
             )
         )
+        reconcilers = {
+            job: Reconciler(partial(_all_versions, client, job), settle=settings.settle,
+                            max_attempts=settings.max_attempts, backoff=Backoff())
+            for job in settings.job_ids
+        }
+        engine = Engine(
+            api=client, ledger=_NoLedger(), limiter=limiter, reconcilers=reconcilers,
+            concurrency=settings.concurrency, max_attempts=settings.max_attempts,
+        )
+        # Intents without outcomes may have created versions the list doesn't show yet: wait
+        # out the settle interval since the newest of them before the listing that decides.
+        age = _pending_age(state, datetime.now(UTC))
+        not_before = monotonic() + (0.0 if age is None else max(0.0, settings.settle - age))
+        try:
+            listings = {
+                job: await reconciler.listing(not_before=not_before)
+                for job, reconciler in reconcilers.items()
+            }
+            if spec.from_version is not None:
+                earlier = state.runs[-1]["settings"].get("bases") if state.runs else None
+                earlier = {int(k): v for k, v in earlier.items()} if earlier else None
+                jobs, bases = await rebase_jobs(spec, settings, client, listings, earlier)
+                settings = replace(settings, bases=bases)
+        except AuthError as exc:
+            engine.abort_error = exc
+            return engine
+        total = sum(job.total for job in jobs)
+        if state.spec_sha256 and state.spec_sha256 != spec.sha256:
+            added, removed = spec_drift(jobs, state)
+            console.print(
+                f"[yellow]the spec changed since {ledger_path} was written: {added} points "
+                f"added, {removed} removed; going on with the current spec[/]"
+            )
+        ledger = await stack.enter_async_context(
+            LedgerWriter(ledger_path, expected_sweep=spec.name)
+        )
+        engine.use_ledger(ledger)
         await ledger.write(
             records.run_started(
                 sweep=spec.name, spec_sha256=spec.sha256, total=total, settings=asdict(settings)
             )
         )
-        engine = await _submit(spec, settings, options, state, ledger, client, console, total)
+        skipped = [0]
+        items = work_items(jobs, state, retry_failed=settings.retry_failed, skipped=skipped)
+        del state  # the fold of a big ledger is large: keep only what the items need
+        engine.set_total(total)
+        log.info("batchsubmit.run.started", sweep=spec.name, total=total,
+                 jobs=len(settings.job_ids))
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(_on_signals, engine, options.grace, tg.cancel_scope)
+            tg.start_soon(
+                lambda: watch_progress(lambda: _with_skipped(engine, skipped), console,
+                                       quiet=options.quiet)
+            )
+            await engine.run(items, on_server=listings)
+            tg.cancel_scope.cancel()
+        engine.count_skipped(skipped[0])
         s = engine.stats
         await ledger.write(
             records.run_finished(
@@ -223,10 +337,18 @@ async def run_sweep(
                 interrupted=engine.interrupted,
             )
         )
-    summary = summarize(read_ledger(ledger_path))
-    if not options.quiet:
-        render_summary(summary, console)
-    return _verdict(engine, summary)
+    return engine
+
+
+async def _all_versions(client: ModelArtsClient, job_id: int) -> list[Version]:
+    return [version async for version in client.list_versions(job_id)]
+
+
+class _NoLedger:
+    """Stands in until the ledger is open; nothing may be submitted before that."""
+
+    async def write(self, record: dict[str, Any]) -> None:
+        raise RuntimeError("the ledger is not open yet")
 
 
 def _verdict(engine: Engine, summary: Summary) -> RunResult:
@@ -243,69 +365,6 @@ def _verdict(engine: Engine, summary: Summary) -> RunResult:
     if summary.failed or summary.pending or summary.not_started:
         return RunResult(EXIT_FAILED, summary, None)
     return RunResult(EXIT_OK, summary, None)
-
-
-async def _submit(
-    spec: SweepSpec,
-    settings: Settings,
-    options: RunOptions,
-    state: LedgerState,
-    ledger: LedgerWriter,
-    client: ModelArtsClient,
-    console: Console,
-    total: int,
-) -> Engine:
-    limiter = AdaptiveRateLimiter(settings.rate)
-
-    async def list_all() -> list[Version]:
-        versions: list[Version] = []
-        page = 1
-        while True:
-            sent_at = await limiter.acquire()
-            try:
-                listing = await client.list_versions_page(
-                    settings.job_id, page=page, per_page=MAX_PER_PAGE
-                )
-            except ThrottledError as exc:
-                limiter.on_throttled(exc, sent_at=sent_at)
-                raise
-            limiter.on_success()
-            versions.extend(listing.versions)
-            if len(listing.versions) < MAX_PER_PAGE:
-                return versions
-            page += 1
-
-    reconciler = Reconciler(list_all, settle=settings.settle, max_attempts=settings.max_attempts,
-                            backoff=Backoff())
-    engine = Engine(
-        api=client, ledger=ledger, limiter=limiter, reconciler=reconciler,
-        job_id=settings.job_id, concurrency=settings.concurrency,
-        max_attempts=settings.max_attempts,
-    )
-    skipped = [0]
-    items = work_items(spec, state, retry_failed=settings.retry_failed, skipped=skipped)
-    engine.set_total(total)
-    # Intents without outcomes may have created versions the list doesn't show yet: wait out
-    # the settle interval since the newest of them before the one listing that decides.
-    age = _pending_age(state, datetime.now(UTC))
-    wait = 0.0 if age is None else max(0.0, settings.settle - age)
-    log.info("batchsubmit.run.started", sweep=spec.name, total=total,
-             pending=len(state.pending), settled=len(state.outcomes))
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(_on_signals, engine, options.grace, tg.cancel_scope)
-        tg.start_soon(
-            lambda: watch_progress(lambda: _with_skipped(engine, skipped), console,
-                                   quiet=options.quiet)
-        )
-        try:
-            on_server = await reconciler.listing(not_before=monotonic() + wait)
-        except BatchSubmitError as exc:
-            engine.abort_error = exc
-        else:
-            await engine.run(items, on_server=on_server)
-        tg.cancel_scope.cancel()
-    engine.count_skipped(skipped[0])
-    return engine
 
 
 def _with_skipped(engine: Engine, skipped: list[int]) -> EngineStats:

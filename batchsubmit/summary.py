@@ -6,14 +6,15 @@
 
 Counts are per point and add up to ``total``: a point whose last ``submitted`` line has no outcome
 after it counts as *pending* (its outcome is unknown: the next run reconciles it), whatever an
-earlier outcome said.
+earlier outcome said. ``statuses`` counts the succeeded points by the last training status
+``batchsubmit watch`` recorded for their version (points never watched are not in it).
 """
 
 from __future__ import annotations
 
 import dataclasses
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -47,6 +48,8 @@ class Summary:
     interrupted: bool | None  # per the last run's run_finished; None: it has none (running, killed)
     runs: int
     torn_line: bool  # a line torn by a crash was ignored
+    # status name -> succeeded points whose version was last seen in it (by `batchsubmit watch`)
+    statuses: dict[str, int] = field(default_factory=dict)
 
     @property
     def complete(self) -> bool:
@@ -106,6 +109,7 @@ def summarize(state: LedgerState) -> Summary:
     """Add up a folded ledger."""
     succeeded = failed = reconciled = retries = 0
     codes: Counter[str] = Counter()
+    statuses: Counter[str] = Counter()
     examples: dict[str, str] = {}
     for key, record in state.outcomes.items():
         if key in state.pending:
@@ -114,6 +118,9 @@ def summarize(state: LedgerState) -> Summary:
         if record["event"] == "succeeded":
             succeeded += 1
             reconciled += bool(record["reconciled"])
+            entry = state.statuses.get(key)
+            if entry is not None and entry.version_id == record["version_id"]:
+                statuses[entry.status_name] += 1
         else:
             failed += 1
             code = failure_code(record)
@@ -140,6 +147,7 @@ def summarize(state: LedgerState) -> Summary:
         interrupted=None if last is None or last.finished is None else last.finished["interrupted"],
         runs=len(state.runs),
         torn_line=state.torn_line,
+        statuses=dict(statuses.most_common()),
     )
 
 
@@ -208,6 +216,9 @@ def render_summary(summary: Summary, console: Console) -> None:
     ]
     for label, value, note in rows:
         table.add_row(label, value, note)
+    if summary.statuses:  # Text, not markup: the names come from the ledger
+        seen = ", ".join(f"{n} {name}" for name, n in summary.statuses.items())
+        table.add_row("training", Text(seen), "last status seen by `batchsubmit watch`")
     console.print(table)
     if summary.failures_by_code:
         failures = Table(title="failures by error code", title_justify="left")

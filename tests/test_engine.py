@@ -86,12 +86,12 @@ def make_engine(server: ScriptedServer, ledger: Recorder, clock: FakeClock,
                 **kw: Any) -> Engine:
     limiter = AdaptiveRateLimiter(1000, clock=clock, sleep=clock.sleep)
     reconciler = Reconciler(server.list_versions, settle=1.0, clock=clock, sleep=clock.sleep)
-    return Engine(api=server, ledger=ledger, limiter=limiter, reconciler=reconciler, job_id=10,
+    return Engine(api=server, ledger=ledger, limiter=limiter, reconcilers={10: reconciler},
                   clock=clock, sleep=clock.sleep, **kw)
 
 
 async def run(engine: Engine, n: int, **kw: Any) -> None:
-    await engine.run(((point(i), 0) for i in range(n)), **kw)
+    await engine.run(((10, point(i), 0) for i in range(n)), **kw)
 
 
 async def test_intent_is_written_before_the_request() -> None:
@@ -199,7 +199,7 @@ async def test_points_already_on_the_server_are_adopted() -> None:
     server, ledger, clock = ScriptedServer(), Recorder(), FakeClock()
     await run(make_engine(server, Recorder(), clock), 1)  # a run whose ledger was lost
     listing = Listing.build(clock(), server.versions)
-    await run(make_engine(server, ledger, clock), 2, on_server=listing)
+    await run(make_engine(server, ledger, clock), 2, on_server={10: listing})
     assert server.calls == 2  # one from the first run, one for the new point
     assert ledger.events("k0") == ["succeeded"]
     assert ledger.records[0]["reconciled"] is True
@@ -214,7 +214,7 @@ async def test_interrupt_stops_taking_points() -> None:
         for i in range(100):
             if i == 5:
                 engine.interrupt()
-            yield point(i), 0
+            yield 10, point(i), 0
 
     await engine.run(items())
     assert engine.interrupted

@@ -77,7 +77,7 @@ async def test_exactly_once_under_faults(tmp_path: Path) -> None:
     spec = write_spec(tmp_path / "proof.json", a=25, b=20)
     ledger = tmp_path / "proof.ledger.jsonl"
     config = EmulatorConfig(
-        project_id=PROJECT, rate=150, burst=20, error_500_share=0.2, ambiguous_share=0.1,
+        project_id=PROJECT, rate=200, burst=20, error_500_share=0.2, ambiguous_share=0.1,
         stall_seconds=3.0, list_lag=1.0, seed=7,
     )
     async with run_emulator(config) as emu:

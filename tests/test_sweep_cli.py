@@ -96,3 +96,83 @@ def test_expand_spec_error_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture
 def test_duration_reads_well(seconds: float, text: str) -> None:
     """Durations are rounded up to whole seconds and shown as h/m/s."""
     assert duration(seconds) == text
+
+
+SWEEPS = Path(__file__).resolve().parent.parent / "sweeps"
+REVERSION = str(SWEEPS / "reversion-jobs.yaml")
+SAVED = str(SWEEPS / "versions" / "job-10.json")
+
+
+def test_expand_from_version_says_the_base_comes_from_the_server(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Without --from-file, a from_version spec shows its own partial body and says the rest
+    comes from the server, and how to preview the merge offline."""
+    assert main(["expand", REVERSION]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "base body comes from the server" in out
+    assert "--from-file VERSION.json" in out
+    assert '"dataset_version_id": "2ff0d6ba-c480-45ae-be41-09a8369bfc90"' in out
+    assert '"pre_version_id"' not in out  # the partial body: no base yet
+    assert "1 point per job x 3 jobs = 3 new versions" in out
+
+
+def test_expand_from_file_previews_the_merged_body(capsys: pytest.CaptureFixture[str]) -> None:
+    """--from-file merges the spec on a saved version detail: the full body, built on it."""
+    assert main(["expand", REVERSION, "--from-file", SAVED]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "job 10 on version 31" in out
+    assert '"pre_version_id": 31' in out and '"app_url": "/bucket/job-10/code/"' in out
+    assert '"data_url"' not in out  # the spec's dataset replaced it
+    assert "all valid" in out
+
+
+def test_expand_from_file_json_and_count(capsys: pytest.CaptureFixture[str]) -> None:
+    """--json prints the merged bodies (notes go to stderr); --count counts every job's points."""
+    assert main(["expand", REVERSION, "--from-file", SAVED, "--json", "--job-id", "11"]) == 0
+    out, err = capsys.readouterr()
+    (body,) = [json.loads(line) for line in out.splitlines()]
+    assert body["config"]["pre_version_id"] == 31
+    assert body["config"]["train_url"] == "/bucket/reversion/reversion-jobs/11/output/"
+    assert "note: job 11" in err
+    assert main(["expand", REVERSION, "--count"]) == 0
+    assert capsys.readouterr().out == "3\n"
+    assert main(["expand", REVERSION, "--count", "--job-id", "12"]) == 0
+    assert capsys.readouterr().out == "1\n"
+
+
+def test_expand_job_id_binds_a_plain_spec(capsys: pytest.CaptureFixture[str]) -> None:
+    """--job-id shows the sweep of another job (its {job_id}); the table says which job."""
+    assert main(["expand", QUICKSTART, "--job-id", "11", "--limit", "1"]) == 0
+    assert "job 11" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["expand", QUICKSTART, "--from-file", SAVED], "has no from_version"),
+        (["expand", REVERSION, "--from-file", QUICKSTART], "not a JSON version detail"),
+        (["expand", REVERSION, "--from-file", str(SWEEPS / "nope.json")],
+         "cannot read the version detail"),
+    ],
+)
+def test_expand_from_file_mistakes_exit_2(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--from-file on a spec without from_version, or with a file that is no detail: exit 2."""
+    assert main(argv) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_expand_from_file_invalid_merge_exits_2_naming_job_and_version(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A saved version that cannot carry the spec's changes: exit 2 naming job and version."""
+    detail = json.loads(Path(SAVED).read_text())
+    del detail["app_url"]
+    saved = tmp_path / "v.json"
+    saved.write_text(json.dumps(detail))
+    assert main(["expand", REVERSION, "--from-file", str(saved)]) == 2
+    err = capsys.readouterr().err
+    assert "reversion-jobs.yaml" in err and "job 10 rebased on version 31" in err
+    assert "app_url and boot_file_url go together" in err

@@ -7,8 +7,19 @@ import itertools
 import json
 import os
 import sys
+from pathlib import Path
+from typing import Any
 
-from batchsubmit.sweep import SweepSpec, count_points, iter_points, load_spec, preflight
+from batchsubmit.errors import SpecError, UsageError
+from batchsubmit.sweep import (
+    SweepSpec,
+    bind,
+    count_points,
+    iter_points,
+    load_spec,
+    preflight,
+    rebase,
+)
 
 DESCRIPTION = """\
 Expand a sweep spec into its points and check every one, without touching the network.
@@ -17,6 +28,11 @@ Each point is one create-version request: the spec's base body with the point's 
 config.parameter and {placeholders} filled in. Every body is rendered and validated against the
 API's rules first (preflight), so a spec that passes here sends nothing invalid. Exit status 0
 when the spec is valid, 2 with a message naming the file, line, field and point when it is not.
+
+A spec with base.from_version takes each job's base body from the server. Without the server,
+expand shows the spec's own (partial) body, each field checked; --from-file VERSION.json (a saved
+version detail) previews the merged body offline. With several target.job_ids, every job gets the
+same points: expand shows the first job (or --job-id N) and counts them all.
 """
 
 EPILOG = """\
@@ -29,6 +45,8 @@ examples:
       the first 5 points, and how long sending all of them takes at 2 requests/s
   batchsubmit expand sweeps/random-search.yaml --json | jq -c .config.parameter
       one full request body per line (JSON Lines), for other tools
+  batchsubmit expand sweeps/reversion-jobs.yaml --from-file sweeps/versions/job-10.json
+      the bodies job 10 gets on top of a saved version detail (base.from_version specs)
 """
 
 DEFAULT_ROWS = 50
@@ -78,6 +96,19 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "every point is still checked",
     )
     parser.add_argument(
+        "--job-id",
+        type=_positive_int,
+        metavar="N",
+        help="show the sweep of job N ({job_id} renders N; default: target.job_id, the first "
+        "of target.job_ids, or the job_id of --from-file)",
+    )
+    parser.add_argument(
+        "--from-file",
+        metavar="VERSION.json",
+        help="a saved version detail (the JSON of GET .../training-jobs/{job_id}/versions/"
+        "{version_id}): preview a base.from_version spec's bodies merged on it, offline",
+    )
+    parser.add_argument(
         "--rate",
         type=_positive_float,
         metavar="R",
@@ -99,21 +130,101 @@ def duration(seconds: float) -> str:
     return f"{secs}s"
 
 
+def read_version(path: str) -> dict[str, Any]:
+    """A saved version detail (JSON object); SpecError naming the file if it is not one."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8-sig"))
+    except OSError as exc:
+        reason = exc.strerror or exc
+        raise SpecError(f"cannot read the version detail: {reason}", path=path) from exc
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        line = getattr(exc, "lineno", None)
+        raise SpecError(f"not a JSON version detail: {exc}", path=path, line=line) from exc
+    if not isinstance(data, dict) or "version_id" not in data:
+        raise SpecError(
+            "not a version detail: expected a JSON object with version_id, as "
+            "GET .../training-jobs/{job_id}/versions/{version_id} returns",
+            path=path,
+        )
+    return data
+
+
+def _detail_job(version: dict[str, Any]) -> int | None:
+    job = version.get("job_id")
+    if isinstance(job, str) and job.strip().isdigit():
+        job = int(job)
+    return job if isinstance(job, int) and not isinstance(job, bool) and job >= 1 else None
+
+
+def prepare(spec: SweepSpec, args: argparse.Namespace) -> tuple[SweepSpec, int, list[str]]:
+    """The spec to show (bound to one job, rebased on --from-file), the number of jobs its
+    points are sent to, and notes for the reader."""
+    jobs = spec.target.job_ids
+    notes: list[str] = []
+    if args.from_file and spec.from_version is None:
+        raise UsageError(
+            f"--from-file previews the merge of a base.from_version spec; {spec.path} has no "
+            "from_version (its base.config is the whole body)"
+        )
+    count = 1 if args.job_id else max(1, len(jobs))
+    if spec.from_version is not None and args.from_file:
+        version = read_version(args.from_file)
+        job = args.job_id or _detail_job(version) or (jobs[0] if jobs else None)
+        if job is None:
+            raise UsageError(
+                f"no job for the preview: {args.from_file} has no job_id and the spec no "
+                "target.job_ids; pass --job-id N"
+            )
+        spec = rebase(spec, job, version)
+        notes.append(
+            f"job {job}: base.config merged on top of version {spec.rebased_on} read from "
+            f"{args.from_file} (base.from_version: {spec.from_version}); the server's version "
+            "may differ"
+        )
+    else:
+        job = args.job_id or (jobs[0] if jobs else None)
+        if job is not None:
+            spec = bind(spec, job)
+        if spec.from_version is not None:
+            notes.append(
+                f"base.from_version: {spec.from_version}: each job's base body comes from the "
+                "server (its version detail) and base.config is merged on top; shown is the "
+                "spec's own partial body. Preview the merge offline with --from-file "
+                "VERSION.json (a saved version detail)"
+            )
+    if count > 1:
+        notes.append(
+            f"{count} jobs ({', '.join(map(str, jobs))}): each gets these points; "
+            f"showing job {job}"
+        )
+    elif job is None and spec.plan.body.uses_job_id:
+        notes.append("no job named: {job_id} is shown as is; `run --job-id N` fills it in")
+    return spec, count, notes
+
+
 def run(args: argparse.Namespace) -> int:
     """Load, check and print; SpecError propagates to the CLI, which exits 2."""
-    spec = load_spec(args.spec)
+    spec, jobs, notes = prepare(load_spec(args.spec), args)
     if args.count:
-        print(count_points(spec))
+        _notes(notes, to_stderr=True)
+        print(count_points(spec) * jobs)
         return 0
     total = preflight(spec)
     try:
         if args.json:
+            _notes(notes, to_stderr=True)
             _print_json(spec, args.limit)
         else:
-            _print_table(spec, total, args.limit or DEFAULT_ROWS, args.rate or spec.submit.rate)
+            rate = args.rate or spec.submit.rate
+            _print_table(spec, total, args.limit or DEFAULT_ROWS, rate, jobs, notes)
     except BrokenPipeError:  # `| head`: the reader has seen enough
         _silence_stdout()
     return 0
+
+
+def _notes(notes: list[str], *, to_stderr: bool) -> None:
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr if to_stderr else sys.stdout)
 
 
 def _print_json(spec: SweepSpec, limit: int | None) -> None:
@@ -123,11 +234,23 @@ def _print_json(spec: SweepSpec, limit: int | None) -> None:
     sys.stdout.flush()
 
 
-def _print_table(spec: SweepSpec, total: int, limit: int, rate: float | None) -> None:
+def _print_table(
+    spec: SweepSpec,
+    total: int,
+    limit: int,
+    rate: float | None,
+    jobs: int = 1,
+    notes: list[str] | None = None,
+) -> None:
     from rich.console import Console  # imported here: --count and --json never need rich
     from rich.table import Table
 
-    table = Table(title=f"{spec.name}  ({spec.path})", title_justify="left")
+    title = f"{spec.name}  ({spec.path})"
+    if spec.target.job_id is not None:
+        title += f"  job {spec.target.job_id}"
+    if spec.rebased_on is not None:
+        title += f" on version {spec.rebased_on}"
+    table = Table(title=title, title_justify="left")
     table.add_column("#", justify="right", style="dim")
     table.add_column("key", style="cyan", no_wrap=True)
     table.add_column("parameters")
@@ -143,11 +266,24 @@ def _print_table(spec: SweepSpec, total: int, limit: int, rate: float | None) ->
         shown += 1
     console = Console(soft_wrap=False)
     console.print(table)
-    summary = f"{total} point{'s' if total != 1 else ''}, all valid"
+    if spec.from_version is not None:  # nothing is a surprise: the whole body of the first point
+        first = next(iter_points(spec, validate=False))
+        console.print(f"request body of point #{first.index}:", highlight=False)
+        console.print_json(json.dumps(first.body, ensure_ascii=False))
+    for note in notes or ():
+        console.print(f"note: {note}", highlight=False)
+    summary = f"{total} point{'s' if total != 1 else ''}"
+    if jobs > 1:
+        summary += f" per job x {jobs} jobs = {total * jobs} new versions"
+    if spec.plan.partial:
+        summary += ", every field given valid (the rest of the body comes from the server)"
+    else:
+        summary += ", all valid"
     if shown < total:
         summary += f" (showing the first {shown}; --limit N for more)"
     if rate is not None:
-        summary += f"; at {rate:g} requests/s, submitting takes about {duration(total / rate)}"
+        sends = total * jobs
+        summary += f"; at {rate:g} requests/s, submitting takes about {duration(sends / rate)}"
     console.print(summary, highlight=False)
 
 

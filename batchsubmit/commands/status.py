@@ -54,7 +54,7 @@ def register(subparsers: Any) -> None:
         help="print the summary as one JSON object instead of tables: sweep, total, succeeded, "
         "failed, pending (outcome unknown), not_started, reconciled, retries, failures_by_code, "
         "failure_examples, started_at, finished_at, elapsed_s, achieved_rate, interrupted, runs, "
-        "torn_line, complete",
+        "torn_line, statuses (training status name -> points, from `batchsubmit watch`), complete",
     )
     parser.set_defaults(func=run)
 

@@ -31,6 +31,7 @@ from batchsubmit.models import (
     VersionConfig,
     describe_validation_error,
 )
+from batchsubmit.sweep.body import PartialRequest
 from batchsubmit.sweep.loader import KeyPath, dotted
 from batchsubmit.sweep.plan import KeyFormat, Match, Plan
 from batchsubmit.sweep.sampling import DigestSet, Stream, cell_seed
@@ -116,7 +117,8 @@ def _cell_draws(plan: Plan, cell: Pairs) -> Iterator[Pairs]:
     head, tail = cell[: rp.at], cell[rp.at :]
     # Draws already made in this cell: a set, or a compact one when samples is huge.
     seen: set[int] = set()
-    seen_many = DigestSet(rp.samples) if rp.samples > _MANY_SAMPLES else None
+    # Sized for at most 2**20 draws up front (16 MiB); it grows if more are made.
+    seen_many = DigestSet(min(rp.samples, 1 << 20)) if rp.samples > _MANY_SAMPLES else None
     produced = attempts = 0
     while produced < rp.samples:
         attempts += 1
@@ -200,8 +202,11 @@ def expand_plan(plan: Plan, validate: bool) -> Iterator[Point]:
     job_desc = body.job_desc
     desc_const = job_desc.constant if job_desc is not None else None
     desc_fmt = job_desc.fmt.format if job_desc is not None and desc_const is None else None
-    # The request model's own validator, minus model_validate's Python wrapper.
-    check = CreateVersionRequest.__pydantic_validator__.validate_python if validate else None
+    # The request model's own validator, minus model_validate's Python wrapper. A from_version
+    # spec not yet rebased has a partial body: its fields are checked, the whole waits.
+    model = PartialRequest if plan.partial else CreateVersionRequest
+    check = model.__pydantic_validator__.validate_python if validate else None
+    taken = plan.rebased.train_url if validate and plan.rebased is not None else None
     for index, values in enumerate(_values(plan)):
         if escape is None:
             canonical = key_pairs(*values)
@@ -235,6 +240,15 @@ def expand_plan(plan: Plan, validate: bool) -> Iterator[Point]:
                 check(wire)
             except ValidationError as exc:
                 raise _body_error(plan, exc, index, key) from None
+            if taken is not None and config["train_url"] == taken:
+                raise plan.error(
+                    f"renders to {taken!r}, the train_url of the version this one builds on: the "
+                    "new version would write over its outputs, and could not be told apart from "
+                    "it; give train_url a directory of its own, e.g. /bucket/out/{sweep}/{job_id}/",
+                    ("base", "config", "train_url"),
+                    index=index,
+                    key=key,
+                )
         point = _new(Point)
         _set_index(point, index)
         _set_key(point, key)
@@ -251,7 +265,10 @@ def _spec_path(plan: Plan, loc: tuple[str | int, ...]) -> KeyPath:
         if len(loc) >= 3 and loc[1] == "parameter" and isinstance(loc[2], int):
             fixed = plan.body.fixed_index
             if loc[2] < len(fixed):
-                return ("base", "config", "parameter", fixed[loc[2]], *loc[3:])
+                own = fixed[loc[2]]
+                if own is None:  # a parameter of the version the spec is rebased on
+                    return ("base", "config", "parameter")
+                return ("base", "config", "parameter", own, *loc[3:])
             return plan.sources[plan.labels[loc[2] - len(fixed)]]
         return ("base", "config", *loc[1:])
     return ("base", *loc)

@@ -27,10 +27,21 @@ import yaml
 
 from batchsubmit.errors import SpecError
 
-__all__ = ["SUFFIXES", "KeyPath", "LineMap", "RawSpec", "dotted", "error_at", "read_spec"]
+__all__ = [
+    "SUFFIXES",
+    "KeyPath",
+    "LineMap",
+    "RawSpec",
+    "dotted",
+    "error_at",
+    "read_job_ids",
+    "read_spec",
+]
 
 KeyPath = tuple[str | int, ...]
 SUFFIXES = (".yaml", ".yml", ".json", ".toml")
+MAX_DEPTH = 64  # levels of nesting; a spec needs about six
+ALIAS_ALLOWANCE = 100_000  # values YAML aliases may add beyond the file's own (one a character)
 
 
 def dotted(path: KeyPath) -> str:
@@ -118,13 +129,69 @@ def read_spec(path: str | Path) -> RawSpec:
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
         raise SpecError("the spec is not UTF-8 text", path=where, line=line) from exc
-    if suffix == ".json":
-        data, lines = _parse_json(text, where)
-    elif suffix == ".toml":
-        data, lines = _parse_toml(text, where)
-    else:
-        data, lines = _parse_yaml(text, where)
+    try:
+        if suffix == ".json":
+            data, lines = _parse_json(text, where)
+        elif suffix == ".toml":
+            data, lines = _parse_toml(text, where)
+        else:
+            data, lines = _parse_yaml(text, where)
+    except RecursionError:  # a parser's own recursion, before _check_shape could look
+        raise SpecError(
+            f"nested too deeply: a spec needs a few levels, at most {MAX_DEPTH}", path=where
+        ) from None
+    except ValueError as exc:  # not a syntax error: a number of more than 4300 digits, say
+        reason = str(exc).split(";")[0]  # without Python's advice to call set_int_max_str_digits
+        raise SpecError(f"cannot read a value of the spec: {reason}", path=where) from None
     return RawSpec(path=path, sha256=hashlib.sha256(raw).hexdigest(), data=data, lines=lines)
+
+
+_JOB_ID = re.compile(r"^[0-9]+$")
+
+
+def read_job_ids(path: Path, *, spec: str, line: int | None) -> tuple[int, ...]:
+    """The job ids of a ``target.job_ids`` file: one id per line, ``#`` comments, blank lines.
+
+    A bad line raises SpecError naming the file and the line; an unreadable file names the spec
+    file (``spec``) and the line of its ``job_ids`` key."""
+    where = str(path)
+    try:
+        text = path.read_bytes().decode("utf-8-sig")
+    except OSError as exc:
+        raise SpecError(
+            f"cannot read the job ids file {where}: {exc.strerror or exc} (its path is "
+            "relative to the spec file)",
+            path=spec,
+            line=line,
+            field="target.job_ids",
+        ) from exc
+    except UnicodeDecodeError as exc:
+        raise SpecError("the job ids file is not UTF-8 text", path=where) from exc
+    ids: list[int] = []
+    first: dict[int, int] = {}
+    for number, raw in enumerate(text.splitlines(), start=1):
+        entry = raw.split("#", 1)[0].strip()
+        if not entry:
+            continue
+        if not _JOB_ID.match(entry) or int(entry) < 1:
+            raise SpecError(
+                f"{entry!r} is not a job id: write one positive integer per line "
+                "(# starts a comment)",
+                path=where,
+                line=number,
+            )
+        job = int(entry)
+        if job in first:
+            raise SpecError(
+                f"job {job} is listed twice (first on line {first[job]}): list each job once",
+                path=where,
+                line=number,
+            )
+        first[job] = number
+        ids.append(job)
+    if not ids:
+        raise SpecError("no job ids in the file: write one job id per line", path=where)
+    return tuple(ids)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -133,6 +200,14 @@ def read_spec(path: str | Path) -> RawSpec:
 
 class _Loader(yaml.SafeLoader):
     """SafeLoader with the YAML 1.2 core schema's scalars (see the module docstring)."""
+
+    def fetch_flow_collection_start(self, TokenClass: Any) -> None:
+        """Refuse deep ``[[[...`` at once: the scanner's time grows with the square of the depth."""
+        if self.flow_level >= MAX_DEPTH:
+            raise yaml.scanner.ScannerError(
+                None, None, f"nested more than {MAX_DEPTH} levels deep", self.get_mark()
+            )
+        super().fetch_flow_collection_start(TokenClass)
 
 
 _Loader.yaml_implicit_resolvers = {
@@ -171,18 +246,30 @@ _Loader.add_implicit_resolver(
 
 def _construct_int(loader: yaml.SafeLoader, node: yaml.Node) -> int:
     text = str(loader.construct_scalar(node))  # type: ignore[arg-type]
-    if text.startswith("0o"):
-        return int(text[2:], 8)
-    if text.startswith("0x"):
-        return int(text[2:], 16)
-    return int(text, 10)
+    try:
+        if text.startswith("0o"):
+            return int(text[2:], 8)
+        if text.startswith("0x"):
+            return int(text[2:], 16)
+        return int(text, 10)
+    except ValueError:  # more digits than Python converts (4300): no field takes such a number
+        raise yaml.constructor.ConstructorError(
+            None, None, f"an integer of {len(text)} digits is too long to read", node.start_mark
+        ) from None
 
 
 _Loader.add_constructor("tag:yaml.org,2002:int", _construct_int)
 
 
 def _parse_yaml(text: str, where: str) -> tuple[Any, LineMap]:
-    loader = _Loader(text)
+    try:
+        loader = _Loader(text)
+    except yaml.reader.ReaderError as exc:  # a control character, found before parsing starts
+        raise SpecError(
+            f"YAML error: character U+{exc.character:04X} is not allowed in YAML: {exc.reason}",
+            path=where,
+            line=text.count("\n", 0, exc.position) + 1,
+        ) from exc
     try:
         node = loader.get_single_node()
         data = loader.construct_document(node) if node is not None else None
@@ -203,10 +290,40 @@ def _parse_yaml(text: str, where: str) -> tuple[Any, LineMap]:
         raise SpecError(f"YAML error: {exc}", path=where) from exc
     finally:
         loader.dispose()
+    _check_shape(data, where, max_values=len(text) + ALIAS_ALLOWANCE)
     lines: dict[KeyPath, int] = {}
     if node is not None:
         _walk_yaml(node, (), lines, where, set())
     return data, LineMap(lines)
+
+
+def _check_shape(data: Any, where: str, *, max_values: int | None = None) -> None:
+    """Refuse data nested deeper than MAX_DEPTH, or (YAML aliases) of more than ``max_values``
+    values counting every use of an alias, before anything walks it recursively."""
+    stack: list[tuple[Any, int]] = [(data, 0)]
+    values = 0
+    while stack:
+        node, depth = stack.pop()
+        values += 1
+        if max_values is not None and values > max_values:
+            raise SpecError(
+                f"YAML aliases expand the spec to more than {max_values} values: write the "
+                "values out, or repeat fewer of them with aliases",
+                path=where,
+            )
+        if isinstance(node, dict):
+            children = list(node.values())
+        elif isinstance(node, list):
+            children = node
+        else:
+            continue
+        if children and depth >= MAX_DEPTH:
+            alias = " (or a YAML alias refers to itself)" if max_values is not None else ""
+            raise SpecError(
+                f"nested too deeply: a spec needs a few levels, at most {MAX_DEPTH}{alias}",
+                path=where,
+            )
+        stack.extend((child, depth + 1) for child in children)
 
 
 def _walk_yaml(
@@ -252,6 +369,7 @@ def _parse_json(text: str, where: str) -> tuple[Any, LineMap]:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise SpecError(f"JSON syntax error: {exc.msg}", path=where, line=exc.lineno) from exc
+    _check_shape(data, where)
     lines: dict[KeyPath, int] = {}
     starts = [0] + [m.end() for m in re.finditer("\n", text)]
     decoder = json.JSONDecoder()
@@ -325,6 +443,7 @@ def _parse_toml(text: str, where: str) -> tuple[Any, LineMap]:
             path=where,
             line=int(found.group(1)) if found else None,
         ) from exc
+    _check_shape(data, where)
     entries: list[tuple[tuple[str, ...], int]] = []
     table: tuple[str, ...] = ()
     for number, line in enumerate(text.splitlines(), start=1):

@@ -27,7 +27,7 @@ from batchsubmit.sweep.render import render_value as render
 from batchsubmit.sweep.sampling import Dim, compile_dimension
 from batchsubmit.sweep.schema import SpecFile, suggest
 
-__all__ = ["Axis", "KeyFormat", "Match", "Plan", "RandomPlan", "compile_plan"]
+__all__ = ["Axis", "KeyFormat", "Match", "Plan", "RandomPlan", "Rebased", "compile_plan"]
 
 _LABEL = re.compile(r"^[^\s{}:!=]+$")
 _DIGITS = frozenset("0123456789")
@@ -75,6 +75,27 @@ class Match:
     pinned: frozenset[object]
 
 
+@dataclass(frozen=True, slots=True)
+class Rebased:
+    """What a plan rebased on a server version needs for its checks and its error messages."""
+
+    job_id: int
+    version_id: int
+    inherited: tuple[str, ...]  # config fields whose value is the version's, wire order
+    train_url: str | None  # the version's own train_url: no point may render it again
+
+    def explain(self, message: str, path: KeyPath) -> str:
+        """``message`` saying which job and version it is about, and what came from the version."""
+        text = f"job {self.job_id} rebased on version {self.version_id}: {message}"
+        if path[:2] != ("base", "config"):
+            return text
+        if len(path) == 2 and self.inherited:
+            return text + f" (from version {self.version_id}: {', '.join(self.inherited)})"
+        if len(path) > 2 and path[2] in self.inherited:
+            return text + f" ({path[2]} is the value of version {self.version_id})"
+        return text
+
+
 @dataclass(frozen=True)
 class Plan:
     """A compiled sweep."""
@@ -95,11 +116,16 @@ class Plan:
     point_exclude_cells: tuple[Match | None, ...]
     body: Body
     train_url_unique: bool
+    job_id: int | None = None  # the job {job_id} renders (None: bound to no job)
+    partial: bool = False  # from_version, not yet rebased: bodies are checked field by field
+    rebased: Rebased | None = None
 
     def error(
         self, message: str, path: KeyPath = (), *, index: int | None = None, key: str | None = None
     ) -> SpecError:
         """A SpecError at ``path`` of this spec (file, line, field, point)."""
+        if self.rebased is not None:
+            message = self.rebased.explain(message, path)
         return error_at(self.where, self.lines, message, path, index=index, key=key)
 
 
@@ -145,7 +171,7 @@ class _Compiler:
     def sections(self) -> None:
         doc = self.doc
         order = [s for s in self.data if s in ("grid", "zip", "random") and self.data[s]]
-        if not order:
+        if not order and doc.base.from_version is None:  # re-versioning alone is one point a job
             raise self.error(
                 "nothing to sweep: give at least one of grid, zip or random", ()
             )
@@ -340,11 +366,27 @@ class _Compiler:
         return True
 
 
-def compile_plan(doc: SpecFile, data: Mapping[str, Any], where: str, lines: LineMap) -> Plan:
-    """Compile a schema-valid spec into a :class:`Plan`; SpecError for whatever cannot work."""
+def compile_plan(
+    doc: SpecFile,
+    data: Mapping[str, Any],
+    where: str,
+    lines: LineMap,
+    *,
+    job_id: int | None = None,
+    partial: bool = False,
+    inherited: tuple[tuple[str, str], ...] = (),
+    rebased: Rebased | None = None,
+) -> Plan:
+    """Compile a schema-valid spec into a :class:`Plan`; SpecError for whatever cannot work.
+
+    ``job_id`` is the job {job_id} renders; ``partial`` marks a from_version spec not yet rebased;
+    ``inherited`` and ``rebased`` come from ``rebase.py``."""
     c = _Compiler(doc, data, where, lines)
     c.sections()
-    body = compile_body(doc.base, name=doc.name, labels=c.labels, where=where, lines=lines)
+    body = compile_body(
+        doc.base, name=doc.name, labels=c.labels, where=where, lines=lines, job_id=job_id,
+        inherited=inherited,
+    )
     c.excludes()
     random = None
     if doc.random is not None:
@@ -404,4 +446,7 @@ def compile_plan(doc: SpecFile, data: Mapping[str, Any], where: str, lines: Line
         point_exclude_cells=c.point_exclude_cells,
         body=body,
         train_url_unique=c.unique_by_construction(body.train_url),
+        job_id=job_id,
+        partial=partial,
+        rebased=rebased,
     )

@@ -1,9 +1,10 @@
 """The schema of a sweep spec file, and the translation of its validation errors into SpecError.
 
 The key names are a contract (scripts and tests outside this repository use them): ``name``,
-``target``, ``base``, ``grid``, ``zip``, ``random``, ``exclude``, ``submit``. Unknown keys are
-rejected everywhere. The request body under ``base`` is only checked for its outer shape here; its
-fields are checked by the request models once rendered (see ``spec.py``).
+``target`` (``endpoint``, ``project_id``, ``job_id`` or ``job_ids``), ``base`` (``job_desc``,
+``config``, ``from_version``), ``grid``, ``zip``, ``random``, ``exclude``, ``submit``. Unknown keys
+are rejected everywhere. The request body under ``base`` is only checked for its outer shape here;
+its fields are checked by the request models once rendered (see ``spec.py``).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Iterable
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -33,6 +34,7 @@ _STRICT = ConfigDict(extra="forbid", strict=True, frozen=True)
 _LOOPBACK = re.compile(r"^http://(?:127\.0\.0\.1|localhost|\[::1\])(?::\d+)?(?:/.*)?$")
 
 Label = Annotated[str, Field(min_length=1, max_length=128)]
+JobId = Annotated[int, Field(ge=1)]
 Bounds = Annotated[list[int | float], Field(min_length=2, max_length=2)]
 IntBounds = Annotated[list[int], Field(min_length=2, max_length=2)]
 
@@ -44,7 +46,11 @@ class Target(BaseModel):
 
     endpoint: str
     project_id: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")] | None = None
-    job_id: Annotated[int, Field(ge=1)] | None = None
+    job_id: JobId | None = None
+    # Every job the spec re-versions, normalised: ``job_id: 10`` gives (10,), a list or a file of
+    # ids (read by ``load_spec``, relative to the spec file) gives them in order, neither gives ()
+    # (the command line's --job-id supplies the job then).
+    job_ids: tuple[JobId, ...] = ()
 
     @field_validator("endpoint")
     @classmethod
@@ -61,6 +67,52 @@ class Target(BaseModel):
             "(plain http:// only for 127.0.0.1/localhost)"
         )
 
+    @model_validator(mode="before")
+    @classmethod
+    def _one_or_many(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        one, many = data.get("job_id"), data.get("job_ids")
+        if one is not None and isinstance(many, list | tuple) and list(many) != [one]:
+            raise ValueError(
+                "give either job_id (one job) or job_ids (several), not both: "
+                f"job_ids: {list(many)} names every job"
+            )
+        if many is None and isinstance(one, int) and not isinstance(one, bool):
+            return {**data, "job_ids": (one,)}
+        return data
+
+    @field_validator("job_ids", mode="before")
+    @classmethod
+    def _job_list(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            raise ValueError(
+                f"{value!r} names a file of job ids, which load_spec reads (relative to the "
+                "spec file); a Target built in code takes a list of ids"
+            )
+        if value is None:
+            return ()
+        if isinstance(value, list | tuple):
+            if not value:
+                raise ValueError("no job ids: list at least one, or drop job_ids")
+            return tuple(value)
+        raise ValueError(
+            f"job_ids is a list of job ids ([10, 11]) or the name of a file of them, got "
+            f"{value!r}; for one job write job_id: {value!r}"
+        )
+
+    @field_validator("job_ids")
+    @classmethod
+    def _distinct_jobs(cls, value: tuple[int, ...]) -> tuple[int, ...]:
+        seen: dict[int, int] = {}
+        for i, job in enumerate(value):
+            if job in seen:
+                raise ValueError(
+                    f"job {job} is listed twice (items {seen[job]} and {i}): list each job once"
+                )
+            seen[job] = i
+        return value
+
 
 class Submit(BaseModel):
     """Defaults for the submission engine; command-line flags override them."""
@@ -73,12 +125,28 @@ class Submit(BaseModel):
 
 
 class Base(BaseModel):
-    """The create-version request body every point starts from (templates allowed)."""
+    """The create-version request body every point starts from (templates allowed).
+
+    With ``from_version`` (a version id, or ``latest``: the job's newest version) the body is that
+    version's config as the server reports it, with ``config`` applied on top, so ``config`` may
+    be partial; see ``rebase.py``."""
 
     model_config = _STRICT
 
     job_desc: str | None = None
     config: dict[str, Any]
+    from_version: int | Literal["latest"] | None = None
+
+    @field_validator("from_version", mode="before")
+    @classmethod
+    def _version(cls, value: Any) -> Any:
+        if value is None or value == "latest":
+            return value
+        if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
+            return value
+        raise ValueError(
+            f"from_version is a version id (a positive integer) or latest, got {value!r}"
+        )
 
 
 class Dimension(BaseModel):

@@ -1,0 +1,295 @@
+"""The report page: one self-contained HTML document (inline CSS and SVG; no script, no fetch)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from batchsubmit import __version__
+from batchsubmit.report import charts
+from batchsubmit.report.data import STATE_NOTES, STATES, PointView, ReportData
+from batchsubmit.report.svg import esc
+from batchsubmit.summary import next_steps
+
+__all__ = ["render_html"]
+
+MAX_TABLE_ROWS = 200
+
+CSS = """
+:root { --ink: #1f2933; --muted: #616e7c; --line: #d9dee4; --card: #f5f7fa; }
+* { box-sizing: border-box; }
+body { margin: 0; font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif;
+       color: var(--ink); background: #fff; }
+main { max-width: 1000px; margin: 0 auto; padding: 24px 20px 48px; }
+h1 { font-size: 24px; margin: 0 0 4px; }
+h2 { font-size: 18px; margin: 36px 0 8px; padding-bottom: 4px;
+     border-bottom: 1px solid var(--line); }
+h3 { font-size: 15px; margin: 20px 0 6px; }
+p { margin: 6px 0; }
+code { font: 13px ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; }
+.meta, .note, figcaption { color: var(--muted); }
+.cards { display: grid; grid-template-columns: repeat(auto-fill, minmax(150px, 1fr)); gap: 10px;
+         margin: 12px 0; }
+.card { background: var(--card); border-radius: 8px; padding: 10px 12px; }
+.card .value { font-size: 22px; font-weight: 600; }
+.card .name { color: var(--muted); font-size: 12px; text-transform: uppercase;
+              letter-spacing: .04em; }
+.card.bad .value { color: #c0392b; }
+.card.good .value { color: #23824c; }
+figure { margin: 8px 0 0; overflow-x: auto; }
+svg { display: block; max-width: none; }
+svg text { font: 11px system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; fill: var(--ink); }
+svg .tick { fill: var(--muted); }
+svg .label { font-weight: 600; }
+svg .axis { stroke: #7b8794; stroke-width: 1; }
+svg .grid { stroke: #eef1f4; stroke-width: 1; }
+svg .marker { stroke: #52606d; stroke-width: 1; stroke-dasharray: 4 3; }
+.legend { display: flex; flex-wrap: wrap; gap: 6px 16px; margin: 6px 0; padding: 0;
+          list-style: none; }
+.legend li { display: flex; align-items: center; gap: 6px; }
+.swatch { display: inline-block; width: 12px; height: 12px; border-radius: 2px; }
+table { border-collapse: collapse; width: 100%; margin: 8px 0; }
+th, td { text-align: left; padding: 5px 8px; border-bottom: 1px solid var(--line);
+         vertical-align: top; }
+th { font-weight: 600; background: var(--card); }
+td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
+footer { margin-top: 40px; color: var(--muted); font-size: 12px; }
+"""
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "unknown"
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, secs = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{int(minutes)} min {secs:.0f} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{int(hours)} h {int(minutes)} min"
+
+
+def _card(name: str, value: object, tone: str = "") -> str:
+    tone = f" {tone}" if tone else ""
+    return (
+        f'<div class="card{tone}"><div class="value">{esc(value)}</div>'
+        f'<div class="name">{esc(name)}</div></div>'
+    )
+
+
+def _legend(items: Iterable[tuple[str, str, str]]) -> str:
+    """``<ul>`` of (colour, label, note) entries."""
+    entries = "".join(
+        f'<li><span class="swatch" style="background:{esc(color)}"></span>{esc(label)}'
+        + (f' <span class="note">({esc(note)})</span>' if note else "")
+        + "</li>"
+        for color, label, note in items
+    )
+    return f'<ul class="legend">{entries}</ul>'
+
+
+def _table(head: Sequence[str], rows: Iterable[Sequence[object]], numeric: set[int]) -> str:
+    def cls(i: int) -> str:
+        return ' class="num"' if i in numeric else ""
+
+    header = "".join(f"<th{cls(i)}>{esc(h)}</th>" for i, h in enumerate(head))
+    body = "".join(
+        "<tr>" + "".join(f"<td{cls(i)}>{esc(v)}</td>" for i, v in enumerate(row)) + "</tr>"
+        for row in rows
+    )
+    return f"<table><thead><tr>{header}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _headline(data: ReportData) -> str:
+    s = data.summary
+    rate = "unknown" if s.achieved_rate is None else f"{s.achieved_rate:.1f}/s"
+    cards = [
+        _card("points", s.total),
+        _card("succeeded", s.succeeded, "good" if s.succeeded else ""),
+        _card("failed", s.failed, "bad" if s.failed else ""),
+        _card("outcome unknown", s.pending, "bad" if s.pending else ""),
+        _card("not started", s.not_started),
+        _card("retries", s.retries),
+        _card("found on the server", s.reconciled),
+        _card("throttled (429)", "unknown" if data.throttled is None else data.throttled),
+        _card("achieved rate", rate),
+        _card("time taken", _duration(s.elapsed_s)),
+    ]
+    if s.statuses:
+        completed = s.statuses.get("COMPLETED", 0)
+        cards.append(_card("trainings completed", completed, "good" if completed else ""))
+        ended_badly = data.states.get("training failed", 0)
+        cards.append(_card("trainings failed", ended_badly, "bad" if ended_badly else ""))
+        running = data.states.get("running", 0)
+        if running:
+            cards.append(_card("still running", running))
+    steps = "".join(f"<li>{esc(step)}</li>" for step in next_steps(s))
+    return (
+        '<section id="headline"><h2>Headline numbers</h2>'
+        f'<div class="cards">{"".join(cards)}</div>'
+        + (f"<ul>{steps}</ul>" if steps else "")
+        + "</section>"
+    )
+
+
+def _timeline(data: ReportData) -> str:
+    t = data.timeline
+    if not any(t.first) and not any(t.retries) and not any(t.failures):
+        return (
+            '<section id="timeline"><h2>Submission timeline</h2>'
+            '<p class="note">No request is recorded in this ledger.</p></section>'
+        )
+    throttled = (
+        "" if data.throttled is None
+        else f". The gateway answered 429 (throttled) {data.throttled} times"
+    )  # fmt: skip
+    caption = (
+        f"Requests sent per second (peak {t.peak_rate:.1f}/s): first attempts, and retries after "
+        f"a throttle, a 5xx or a timeout; failed points where their failure was recorded"
+        f"{throttled}. Runs are laid end to end; a dashed line marks where a resumed run begins."
+    )
+    legend = _legend(
+        [
+            (charts.SERIES_COLORS["first"], "first attempts", f"{sum(t.first)}"),
+            (charts.SERIES_COLORS["retries"], "retries (attempt > 1)", f"{sum(t.retries)}"),
+            (charts.SERIES_COLORS["failures"], "failed points", f"{sum(t.failures)}"),
+        ]
+    )
+    return (
+        '<section id="timeline"><h2>Submission timeline</h2>'
+        f"<p>{esc(caption)}</p>{legend}"
+        f"<figure>{charts.timeline_chart(t)}</figure></section>"
+    )
+
+
+def _latency(data: ReportData) -> str:
+    h = data.latency
+    if h is None:
+        return (
+            '<section id="latency"><h2>Latency</h2>'
+            '<p class="note">No succeeded point has a latency recorded.</p></section>'
+        )
+    caption = (
+        f"Latency of the create call for the {h.n} succeeded points: median {h.p50:.0f} ms, "
+        f"p95 {h.p95:.0f} ms, p99 {h.p99:.0f} ms, slowest {h.max:.0f} ms."
+    )
+    return (
+        f'<section id="latency"><h2>Latency</h2><p>{esc(caption)}</p>'
+        f"<figure>{charts.latency_chart(h)}</figure></section>"
+    )
+
+
+def _grid(data: ReportData) -> str:
+    g = data.grid
+    placed = len(g.cells)
+    if g.row_label and g.col_label:
+        layout = f"rows: {g.row_label}, columns: {g.col_label}"
+    elif g.col_label:
+        layout = f"columns: {g.col_label}"
+    else:
+        layout = "no swept parameter varies: points in index order"
+    if g.other_labels:
+        also = ", ".join(g.other_labels)
+        layout += f"; {also} also vary: their points share a cell, side by side"
+    legend = _legend(
+        (charts.STATE_COLORS[s], f"{s}: {data.states[s]}", STATE_NOTES[s])
+        for s in STATES
+        if data.states.get(s)
+    )
+    parts = [
+        '<section id="grid"><h2>Outcome and status per point</h2>',
+        f"<p>One cell per point ({placed} placed; {esc(layout)}). "
+        "Hover a cell for its parameters, version and status.</p>",
+        legend,
+        f"<figure>{charts.heatmap(g, _state_fill, label='outcome and status per point')}</figure>",
+    ]
+    if g.unplaced:
+        parts.append(
+            f'<p class="note">{len(g.unplaced)} points are not on the grid: the ledger records no '
+            "parameters for a point whose create call failed or whose outcome is unknown. "
+            "Pass the sweep spec (<code>--spec SPEC</code>) to place them.</p>"
+        )
+    durations = [p.duration_ms for _, _, p in g.cells if p.duration_ms is not None]
+    if durations:
+        low, high = min(durations), max(durations)
+
+        def fill(p: PointView) -> str:
+            if p.duration_ms is None:
+                return charts.NO_DURATION
+            return charts.duration_color(p.duration_ms, low, high)
+
+        parts += [
+            "<h3>Training duration</h3>",
+            "<p>How long each version ran, as last seen by <code>batchsubmit watch</code> "
+            "(grey: no duration known).</p>",
+            f"<figure>{charts.duration_legend(low, high)}</figure>",
+            f"<figure>{charts.heatmap(g, fill, label='training duration per point')}</figure>",
+        ]
+    parts.append("</section>")
+    return "".join(parts)
+
+
+def _state_fill(p: PointView) -> str:
+    return charts.STATE_COLORS[p.state]
+
+
+def _failures(data: ReportData) -> str:
+    if not data.failures:
+        body = '<p class="note">No point failed.</p>'
+    else:
+        body = _table(("error code", "points", "example message"), data.failures, {1})
+    return f'<section id="failures"><h2>Failures by error code</h2>{body}</section>'
+
+
+def _training_failures(data: ReportData) -> str:
+    rows = [
+        (
+            p.index, p.key, p.version_id, p.status_name,
+            _duration(None if p.duration_ms is None else p.duration_ms / 1000),
+            ", ".join(f"{label}={value}" for label, value in p.parameter),
+        )
+        for p in data.training_failures[:MAX_TABLE_ROWS]
+    ]  # fmt: skip
+    if not rows:
+        watched = "" if data.last_status_ts else " (none was watched: run batchsubmit watch)"
+        return (
+            '<section id="training"><h2>Trainings that did not complete</h2>'
+            f'<p class="note">None{esc(watched)}.</p></section>'
+        )
+    more = len(data.training_failures) - len(rows)
+    note = f'<p class="note">... and {more} more.</p>' if more > 0 else ""
+    table = _table(("#", "key", "version", "status", "ran", "parameters"), rows, {0, 2})
+    return f'<section id="training"><h2>Trainings that did not complete</h2>{table}{note}</section>'
+
+
+def render_html(data: ReportData, *, generated_at: str) -> str:
+    """The whole report page."""
+    s = data.summary
+    settings = data.settings
+    jobs = settings.get("job_ids") or ([settings["job_id"]] if settings.get("job_id") else [])
+    facts = [
+        f"ledger <code>{esc(data.path or '?')}</code>",
+        f"endpoint <code>{esc(settings.get('endpoint', '?'))}</code>",
+        f"job{'s' if len(jobs) > 1 else ''} {esc(', '.join(str(j) for j in jobs) or '?')}",
+        f"{s.runs} run{'s' if s.runs != 1 else ''}",
+        f"from {esc(s.started_at or '?')} to {esc(s.finished_at or '?')}",
+    ]
+    if data.last_status_ts:
+        facts.append(f"statuses as of {esc(data.last_status_ts)}")
+    title = f"Sweep {s.sweep or '?'}"
+    return "".join(
+        [
+            '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">',
+            '<meta name="viewport" content="width=device-width, initial-scale=1">',
+            f"<title>{esc(title)} - batchsubmit report</title><style>{CSS}</style></head>",
+            "<body><main>",
+            f'<header><h1>{esc(title)}</h1><p class="meta">{" · ".join(facts)}</p></header>',
+            _headline(data),
+            _timeline(data),
+            _latency(data),
+            _grid(data),
+            _failures(data),
+            _training_failures(data),
+            f"<footer>batchsubmit {esc(__version__)} report, generated {esc(generated_at)}."
+            "</footer></main></body></html>\n",
+        ]
+    )

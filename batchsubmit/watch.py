@@ -1,0 +1,568 @@
+"""Following the versions a sweep created until each one stops: the core of ``batchsubmit watch``.
+
+The pure core is :class:`Board`: the points to follow (every succeeded point's version, from the
+ledger's fold), the status each was last seen in, and what one round of listings changes. It
+returns the ``status`` records to append (a record only when a status *changes*), knows when
+everything is finished, and gives the verdict (exit 0 all completed, 1 any other end).
+
+:func:`watch_ledger` is the thin async shell: one paged list-versions per job per interval (never
+a detail call per version), every page within the shared :class:`AdaptiveRateLimiter`, status
+lines appended through :class:`LedgerWriter`, and a live table (or a log line per interval).
+Time is injected (``clock``, ``sleep``), so tests step the emulator's clock instead of waiting.
+
+A version missing from its job's listing for ``missing_polls`` rounds in a row (deleted, or a job
+that lost it) is given up on as ``NOT_LISTED``, which counts as a failure: a watch always ends.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from time import monotonic
+from typing import Any, NamedTuple, Protocol
+
+import anyio
+import structlog
+from rich.console import Console, Group, RenderableType
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+
+from batchsubmit import ledger as records
+from batchsubmit.errors import BatchSubmitError, Disposition, ThrottledError, UsageError
+from batchsubmit.ledger import LedgerState, LedgerWriter, StatusEntry, read_ledger
+from batchsubmit.limiter import AdaptiveRateLimiter
+from batchsubmit.models import JobStatus, VersionList
+
+__all__ = [
+    "Board",
+    "Observation",
+    "Tracked",
+    "VersionLister",
+    "WatchResult",
+    "is_success",
+    "is_terminal",
+    "job_ids_of",
+    "list_job",
+    "render_board",
+    "status_name",
+    "watch_ledger",
+]
+
+log = structlog.get_logger("batchsubmit.watch")
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+PER_PAGE = 1000  # the API's largest page (list versions: per_page 1..1000)
+DEFAULT_INTERVAL = 10.0
+MISSING_POLLS = 3  # rounds a version may be absent from its job's listing (list lag, deletion)
+MISSING_GRACE = 60.0  # ... and seconds, so that a short interval does not outrun the list's lag
+MAX_LIST_FAILURES = 10  # rounds in a row a job's listing may fail before the watch gives up
+MAX_THROTTLES = 8  # throttled answers to one page before that job waits for the next round
+NOT_LISTED = "NOT_LISTED"  # given up: absent from the listings for missing_polls rounds
+UNSEEN = "UNSEEN"  # not listed yet (lists may lag creation by a few seconds)
+
+
+# --- the pure core -------------------------------------------------------------------------------
+
+
+def status_name(code: int) -> str:
+    """``RUNNING`` for 8; a code this version does not know is ``STATUS_<code>``."""
+    try:
+        return JobStatus(code).name
+    except ValueError:
+        return f"STATUS_{code}"
+
+
+def is_terminal(code: int) -> bool:
+    """The version will not change status any more (an unknown code is assumed not to be)."""
+    try:
+        return JobStatus(code).terminal
+    except ValueError:
+        return False
+
+
+def is_success(code: int) -> bool:
+    """A terminal status that means the training finished well (COMPLETED)."""
+    try:
+        return JobStatus(code).succeeded
+    except ValueError:
+        return False
+
+
+class Observation(NamedTuple):
+    """What a listing says about one version now."""
+
+    status: int
+    duration_ms: int | None
+
+
+@dataclass(slots=True)
+class Tracked:
+    """One point being followed: its version, and what was last seen of it."""
+
+    key: str
+    version_id: int
+    status: int | None = None  # None: not seen in a listing (nor recorded in the ledger) yet
+    duration_ms: float | None = None
+    job_id: int | None = None  # learnt from the listing it shows up in
+    missed: int = 0  # rounds in a row its job's listing did not show it
+    first_miss: float | None = None  # when the first of those rounds was (the board's clock)
+    gone: bool = False  # given up on: not listed for long enough
+
+    def label(self) -> str:
+        """The status name, or NOT_LISTED (given up), or UNSEEN (not listed yet)."""
+        if self.gone:
+            return NOT_LISTED
+        return UNSEEN if self.status is None else status_name(self.status)
+
+    def finished(self) -> bool:
+        """Terminal, or given up on."""
+        return self.gone or (self.status is not None and is_terminal(self.status))
+
+    def ok(self) -> bool:
+        """Ended well."""
+        return not self.gone and self.status is not None and is_success(self.status)
+
+
+def job_ids_of(state: LedgerState) -> tuple[int, ...]:
+    """The jobs the ledger's last run versioned (``settings.job_ids``, else ``settings.job_id``)."""
+    settings = state.runs[-1]["settings"] if state.runs else {}
+    raw = settings.get("job_ids") or ([settings["job_id"]] if settings.get("job_id") else [])
+    try:
+        jobs = tuple(dict.fromkeys(int(job) for job in raw))
+    except (TypeError, ValueError):
+        jobs = ()
+    if not jobs:
+        raise UsageError(
+            f"{state.path or 'the ledger'}: its last run_started names no job "
+            "(settings.job_id / settings.job_ids); is it a ledger written by `batchsubmit run`?"
+        )
+    return jobs
+
+
+class Board:
+    """The points followed and their last known status; pure (no I/O; time is passed in).
+
+    A version is given up on (NOT_LISTED) once it missed ``missing_polls`` rounds in a row and,
+    when rounds carry a time, ``missing_grace`` seconds passed since the first of them: a short
+    interval must not give up on a version that a lagging list does not show yet.
+    """
+
+    def __init__(
+        self,
+        tracked: Iterable[Tracked],
+        *,
+        missing_polls: int = MISSING_POLLS,
+        missing_grace: float = MISSING_GRACE,
+    ) -> None:
+        if missing_polls < 1:
+            raise ValueError(f"missing_polls must be >= 1, got {missing_polls}")
+        self.missing_polls = missing_polls
+        self.missing_grace = missing_grace
+        self.tracked: dict[int, Tracked] = {t.version_id: t for t in tracked}
+
+    @classmethod
+    def from_state(cls, state: LedgerState, **kwargs: Any) -> Board:
+        """Every succeeded point's version, starting from the status the ledger last recorded."""
+        tracked = []
+        for key in sorted(state.succeeded_keys()):
+            version_id = state.outcomes[key]["version_id"]
+            entry = state.training_status(key)
+            if entry is None:
+                tracked.append(Tracked(key, version_id))
+            else:
+                tracked.append(Tracked(key, version_id, entry.status, entry.duration_ms))
+        return cls(tracked, **kwargs)
+
+    def __len__(self) -> int:
+        return len(self.tracked)
+
+    def __repr__(self) -> str:
+        return f"<Board {len(self.tracked)} versions {dict(self.counts())}>"
+
+    def unfinished(self) -> Iterator[Tracked]:
+        """The versions still to follow."""
+        return (t for t in self.tracked.values() if not t.finished())
+
+    @property
+    def done(self) -> bool:
+        """Every version is terminal (or given up on)."""
+        return next(self.unfinished(), None) is None
+
+    def jobs_to_poll(self, job_ids: Sequence[int]) -> list[int]:
+        """The jobs whose listing can still tell something: those holding an unfinished version.
+
+        A version whose job is not known yet (never listed) may be in any of them.
+        """
+        wanted: set[int] = set()
+        for t in self.unfinished():
+            if t.job_id is None:
+                return list(job_ids)
+            wanted.add(t.job_id)
+        return [job for job in job_ids if job in wanted]
+
+    def observe(
+        self,
+        listings: Mapping[int, Mapping[int, Observation]],
+        *,
+        job_ids: Sequence[int],
+        ts: str | None = None,
+        now: float | None = None,
+    ) -> list[dict[str, Any]]:
+        """Take in one round of listings (job -> version_id -> what it shows), complete ones only.
+
+        Returns the ``status`` records to append: one per version whose status changed (or was
+        seen for the first time). A version its job's listing does not show (or, with its job not
+        known yet, that no listing shows while every job was listed) misses one round. ``now``
+        (seconds, any clock) times the misses; None: rounds alone decide.
+        """
+        changed: list[dict[str, Any]] = []
+        seen: set[int] = set()
+        for job_id, listing in listings.items():
+            for version_id, observed in listing.items():
+                tracked = self.tracked.get(version_id)
+                if tracked is None:
+                    continue
+                seen.add(version_id)
+                tracked.job_id = job_id
+                tracked.missed, tracked.first_miss, tracked.gone = 0, None, False
+                if tracked.status == observed.status and tracked.finished():
+                    continue  # ended: its duration is the one recorded with its last status
+                tracked.duration_ms = observed.duration_ms
+                if tracked.status != observed.status:
+                    tracked.status = observed.status
+                    changed.append(
+                        records.status(
+                            key=tracked.key, version_id=version_id, status=observed.status,
+                            status_name=status_name(observed.status),
+                            duration_ms=observed.duration_ms, ts=ts,
+                        )
+                    )  # fmt: skip
+        every_job = all(job in listings for job in job_ids)
+        for tracked in self.unfinished():
+            if tracked.version_id in seen:
+                continue
+            if tracked.job_id in listings or (tracked.job_id is None and every_job):
+                self._missed(tracked, now)
+        return changed
+
+    def _missed(self, tracked: Tracked, now: float | None) -> None:
+        tracked.missed += 1
+        if tracked.first_miss is None:
+            tracked.first_miss = now
+        waited = True if now is None or tracked.first_miss is None else (
+            now - tracked.first_miss >= self.missing_grace
+        )  # fmt: skip
+        tracked.gone = tracked.missed >= self.missing_polls and waited
+
+    def counts(self) -> Counter[str]:
+        """Versions per status name (NOT_LISTED, UNSEEN included), most first."""
+        return Counter(t.label() for t in self.tracked.values())
+
+    def slowest(self, n: int = 5) -> list[Tracked]:
+        """The ``n`` unfinished versions that have run longest."""
+        running = (t for t in self.unfinished() if t.status is not None)
+        return sorted(running, key=lambda t: -(t.duration_ms or 0))[:n]
+
+    def failed(self) -> list[Tracked]:
+        """Versions that ended other than COMPLETED (FAILED, KILLED, LOST... or NOT_LISTED)."""
+        return [t for t in self.tracked.values() if t.finished() and not t.ok()]
+
+    def exit_code(self) -> int:
+        """0 when every version COMPLETED, 1 when any ended otherwise or is not finished."""
+        ok = all(t.ok() for t in self.tracked.values())
+        return EXIT_OK if ok else EXIT_FAILED
+
+    def final(self) -> dict[str, StatusEntry]:
+        """Key -> the last status seen of its version (versions never seen are left out)."""
+        return {
+            t.key: StatusEntry(t.version_id, t.status, status_name(t.status), t.duration_ms)
+            for t in self.tracked.values()
+            if t.status is not None
+        }
+
+
+def _duration(ms: float | None) -> str:
+    if ms is None:
+        return "-"
+    seconds = ms / 1000
+    if seconds < 60:
+        return f"{seconds:.0f} s"
+    minutes, seconds = divmod(int(seconds), 60)
+    if minutes < 60:
+        return f"{minutes} min {seconds:02d} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min"
+
+
+def _style(name: str) -> str:
+    if name == "COMPLETED":
+        return "green"
+    if name == UNSEEN:
+        return "dim"
+    return "red" if name in _FAILED_NAMES else "yellow"
+
+
+def render_board(board: Board, *, polls: int, sweep: str | None = None) -> RenderableType:
+    """The live view: counts by status, the slowest running versions and the failed ones."""
+    heading = Text(f"watching {len(board)} versions of sweep {sweep or '?'} (poll {polls})")
+    counts = Table(title="by status", title_justify="left")
+    counts.add_column("status")
+    counts.add_column("versions", justify="right")
+    for name, n in board.counts().most_common():
+        counts.add_row(Text(name, style=_style(name)), str(n))
+    parts: list[RenderableType] = [heading, counts]
+    slow = board.slowest()
+    if slow:
+        table = Table(title="slowest running", title_justify="left")
+        for column in ("key", "version", "status", "running for"):
+            table.add_column(column)
+        for t in slow:
+            table.add_row(
+                Text(t.key), str(t.version_id), Text(t.label()),
+                _duration(t.duration_ms),
+            )  # fmt: skip
+        parts.append(table)
+    failed = board.failed()
+    if failed:
+        table = Table(title=f"ended without completing ({len(failed)})", title_justify="left")
+        for column in ("key", "version", "status", "ran for"):
+            table.add_column(column)
+        for t in failed[:10]:
+            table.add_row(
+                Text(t.key), str(t.version_id),
+                Text(t.label(), style="red"), _duration(t.duration_ms),
+            )  # fmt: skip
+        if len(failed) > 10:
+            table.add_row(Text(f"... and {len(failed) - 10} more", style="dim"), "", "", "")
+        parts.append(table)
+    return Group(*parts)
+
+
+_FAILED_NAMES = frozenset(
+    [*(s.name for s in JobStatus if s.terminal and not s.succeeded), NOT_LISTED]
+)
+
+
+# --- the shell -----------------------------------------------------------------------------------
+
+
+class VersionLister(Protocol):
+    """What the watch needs of a client: one page of a job's versions."""
+
+    async def list_versions_page(
+        self, job_id: int, *, page: int = 1, per_page: int = PER_PAGE
+    ) -> VersionList: ...
+
+
+@dataclass(frozen=True)
+class WatchResult:
+    """How a watch ended: the exit code, and the last status seen of every followed version."""
+
+    exit_code: int
+    statuses: dict[str, StatusEntry]  # key -> last status seen (versions never listed left out)
+    counts: dict[str, int]  # status name (NOT_LISTED, UNSEEN included) -> versions
+    polls: int  # rounds of listings made
+    message: str | None = None
+
+
+async def list_job(
+    client: VersionLister,
+    job_id: int,
+    limiter: AdaptiveRateLimiter,
+    *,
+    wanted: Mapping[int, object] | None = None,
+) -> dict[int, Observation]:
+    """One complete listing of a job, page by page, each page within the limiter.
+
+    Only the versions in ``wanted`` are kept (all when None). A throttled page is asked again
+    after the limiter's pause, up to MAX_THROTTLES times; other errors propagate.
+    """
+    out: dict[int, Observation] = {}
+    seen: set[int] = set()
+    page = 1
+    while True:
+        listing = await _page(client, job_id, page, limiter)
+        fresh = [v for v in listing.versions if v.version_id not in seen]
+        for version in fresh:
+            seen.add(version.version_id)
+            if wanted is None or version.version_id in wanted:
+                out[version.version_id] = Observation(version.status, version.duration)
+        if len(listing.versions) < PER_PAGE or not fresh:
+            return out
+        page += 1
+
+
+async def _page(
+    client: VersionLister, job_id: int, page: int, limiter: AdaptiveRateLimiter
+) -> VersionList:
+    throttled = 0
+    while True:
+        sent_at = await limiter.acquire()
+        try:
+            listing = await client.list_versions_page(job_id, page=page, per_page=PER_PAGE)
+        except ThrottledError as exc:
+            limiter.on_throttled(exc, sent_at=sent_at)  # it pauses every caller as asked
+            throttled += 1
+            if throttled >= MAX_THROTTLES:
+                raise
+            continue
+        limiter.on_success()
+        return listing
+
+
+class _Poller:
+    """One round of listings: the jobs in parallel, errors sorted into transient and fatal."""
+
+    def __init__(self, client: VersionLister, limiter: AdaptiveRateLimiter, board: Board) -> None:
+        self.client, self.limiter, self.board = client, limiter, board
+        self.failures: Counter[int] = Counter()  # job -> listings failed in a row
+
+    async def round(self, jobs: Sequence[int]) -> dict[int, dict[int, Observation]]:
+        listings: dict[int, dict[int, Observation]] = {}
+        fatal: list[BatchSubmitError] = []
+        slots = anyio.CapacityLimiter(4)
+
+        async def one(job_id: int) -> None:
+            async with slots:
+                try:
+                    listings[job_id] = await list_job(
+                        self.client, job_id, self.limiter, wanted=self.board.tracked
+                    )
+                except BatchSubmitError as exc:
+                    self.failures[job_id] += 1
+                    transient = exc.disposition in (Disposition.RETRY, Disposition.RECONCILE)
+                    log.warning(
+                        "batchsubmit.watch.list_failed", job_id=job_id, error=str(exc),
+                        error_code=exc.error_code, request_id=getattr(exc, "request_id", None),
+                        in_a_row=self.failures[job_id], will_retry=transient,
+                    )  # fmt: skip
+                    if not transient or self.failures[job_id] >= MAX_LIST_FAILURES:
+                        fatal.append(exc)
+                else:
+                    self.failures.pop(job_id, None)
+
+        async with anyio.create_task_group() as tg:
+            for job_id in jobs:
+                tg.start_soon(one, job_id)
+        if fatal:
+            raise fatal[0]
+        return listings
+
+
+async def watch_ledger(
+    ledger_path: str | os.PathLike[str],
+    *,
+    client: VersionLister,
+    job_ids: Sequence[int] | None = None,
+    interval: float = DEFAULT_INTERVAL,
+    limiter: AdaptiveRateLimiter,
+    console: Console | None = None,
+    clock: Callable[[], float] = monotonic,
+    sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
+    missing_polls: int = MISSING_POLLS,
+    missing_grace: float = MISSING_GRACE,
+    writer: LedgerWriter | None = None,
+) -> WatchResult:
+    """Follow every succeeded point's version of the ledger until each one stops.
+
+    Appends a ``status`` line whenever a status changes, through ``writer`` when the caller
+    holds the ledger open (``run --watch``), else through a writer of its own. ``job_ids``
+    defaults to the ledger's last run's. Shows a live table when ``console`` is a terminal, else
+    logs ``batchsubmit.watch.progress`` once per interval. Raises BatchSubmitError (LedgerError,
+    UsageError, AuthError...) when it cannot go on; the exit code says how the trainings ended.
+    """
+    if interval <= 0:
+        raise UsageError(f"--interval must be positive, got {interval}")
+    state = read_ledger(ledger_path)
+    if not state.runs:
+        raise UsageError(
+            f"{os.fspath(ledger_path)}: no run recorded in this ledger; `batchsubmit run` writes "
+            "one, and `watch` follows the versions it created"
+        )
+    jobs = tuple(job_ids) if job_ids else job_ids_of(state)
+    board = Board.from_state(state, missing_polls=missing_polls, missing_grace=missing_grace)
+    unwatched = (state.total or 0) - len(board)
+    log.info(
+        "batchsubmit.watch.started", sweep=state.sweep, versions=len(board), jobs=len(jobs),
+        unfinished=sum(1 for _ in board.unfinished()), without_version=max(0, unwatched),
+        interval_s=interval,
+    )  # fmt: skip
+    sweep = state.sweep
+    del state  # the fold may be large: only the board is needed from here on
+    polls = 0
+    if not board.done:
+        poller = _Poller(client, limiter, board)
+        async with contextlib.AsyncExitStack() as stack:
+            if writer is None:
+                writer = await stack.enter_async_context(
+                    LedgerWriter(ledger_path, expected_sweep=sweep)
+                )
+            show = _display(console, stack, sweep)
+            started = clock()
+            while True:
+                listings = await poller.round(board.jobs_to_poll(jobs))
+                polls += 1
+                changed = board.observe(listings, job_ids=jobs, now=clock())
+                if changed:
+                    await writer.write_many(changed)
+                    for record in changed:
+                        log.debug(
+                            "batchsubmit.watch.status_changed", key=record["key"],
+                            version_id=record["version_id"], status=record["status_name"],
+                        )  # fmt: skip
+                show(board, polls, clock() - started)
+                if board.done:
+                    break
+                await sleep(_until_next(started, clock(), interval))
+    return _result(board, polls, unwatched)
+
+
+def _until_next(started: float, now: float, interval: float) -> float:
+    """Seconds to the next tick ``started + k * interval`` after ``now`` (missed ticks skipped)."""
+    ticks = math.floor((now - started) / interval) + 1
+    return max(0.0, started + ticks * interval - now)
+
+
+def _display(
+    console: Console | None, stack: contextlib.AsyncExitStack, sweep: str | None
+) -> Callable[[Board, int, float], None]:
+    if console is not None and console.is_terminal:
+        live = stack.enter_context(Live(console=console, auto_refresh=False, transient=False))
+
+        def show_live(board: Board, polls: int, elapsed: float) -> None:
+            live.update(render_board(board, polls=polls, sweep=sweep), refresh=True)
+
+        return show_live
+
+    def show_log(board: Board, polls: int, elapsed: float) -> None:
+        counts = board.counts()
+        log.info(
+            "batchsubmit.watch.progress", poll=polls, elapsed_s=round(elapsed, 1),
+            versions=len(board), unfinished=sum(1 for _ in board.unfinished()),
+            counts=dict(counts.most_common()),
+        )  # fmt: skip
+
+    return show_log
+
+
+def _result(board: Board, polls: int, unwatched: int) -> WatchResult:
+    counts = board.counts()
+    code = board.exit_code()
+    failed = board.failed()
+    parts = [f"{n} {name}" for name, n in counts.most_common()]
+    summary = ", ".join(parts) if parts else "nothing to watch"
+    message = f"{len(board)} versions: {summary}" if len(board) else summary
+    if failed:
+        message += f"; {len(failed)} ended without completing"
+    if unwatched > 0:
+        message += f"; {unwatched} points have no version (failed, unknown or not started)"
+    log.info(
+        "batchsubmit.watch.finished", exit_code=code, polls=polls, counts=dict(counts),
+        failed=len(failed),
+    )  # fmt: skip
+    return WatchResult(code, board.final(), dict(counts.most_common()), polls, message)
