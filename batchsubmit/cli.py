@@ -29,7 +29,8 @@ Submit hyperparameter sweeps to a ModelArts training job, fast and exactly once.
 
 A sweep spec (YAML, JSON or TOML) names a training job, a base create-version request and a
 parameter grid. `expand` shows what would be sent; `run` sends it, within a rate limit, recording
-every outcome in an append-only ledger that a re-run resumes from; `emulator` serves a local
+every outcome in an append-only ledger that a re-run resumes from; `status`, `watch` and `report`
+read that ledger (counts, trainings followed to the end, an HTML page); `emulator` serves a local
 ModelArts v1 API to try it all against.
 
 exit codes: 0 all succeeded, 1 some points failed, 2 spec/usage/credential error, 130 interrupted

@@ -30,6 +30,7 @@ from batchsubmit.errors import (
     APIError,
     BatchSubmitError,
     Disposition,
+    NotSentError,
     ThrottledError,
 )
 from batchsubmit.limiter import AdaptiveRateLimiter
@@ -256,7 +257,7 @@ class Engine:
                   "error_code": error.error_code, "error": str(error)}
         if isinstance(error, ThrottledError):
             self._limiter.on_throttled(error, sent_at=sent_at)
-        else:
+        elif not isinstance(error, NotSentError):  # never reached the server: says nothing
             self._limiter.on_success()  # an answer, even a no, says the rate is fine
             self._window.record(True)
             if self._window.tripped and self.halt_reason is None:

@@ -39,7 +39,9 @@ class Backoff:
 class FailureWindow:
     """The outcomes of the last ``size`` answers, to halt a run that mostly fails.
 
-    Throttles are not counted: they are the service pacing us, which the limiter handles.
+    Throttles are not counted: they are the service pacing us, which the limiter handles. Nor
+    are requests that never left (a refused connection: the server restarting): they cost no
+    quota, and backoff plus ``max_attempts`` bound them.
     """
 
     def __init__(self, size: int = 50, threshold: float = 0.5) -> None:

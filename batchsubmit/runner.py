@@ -34,6 +34,7 @@ from batchsubmit.progress import watch_progress
 from batchsubmit.reconcile import Listing, Reconciler
 from batchsubmit.retry import Backoff
 from batchsubmit.summary import Summary, render_summary, summarize
+from batchsubmit.watch import WatchResult, watch_ledger
 from batchsubmit.sweep import Point, SweepSpec, bind, iter_points, load_spec, preflight, rebase
 
 __all__ = ["RunOptions", "RunResult", "run_sweep"]
@@ -64,6 +65,8 @@ class RunOptions:
     settle: float = 2.0
     grace: float = 10.0  # Ctrl-C: how long requests in flight may take to finish
     quiet: bool = False
+    watch: bool = False  # then follow the created versions until each one ends
+    watch_interval: float = 10.0
 
 
 @dataclass(frozen=True)
@@ -244,18 +247,23 @@ async def run_sweep(
     settings = resolve(spec, options, env)
     jobs = [] if spec.from_version is not None else bind_jobs(spec, settings.job_ids)
     ledger_path = options.ledger or default_ledger(spec)
-    engine = await _run(spec, settings, jobs, options, ledger_path, env, console, credentials)
+    engine, watched = await _run(
+        spec, settings, jobs, options, ledger_path, env, console, credentials
+    )
     summary = summarize(read_ledger(ledger_path))
     if not options.quiet:
         render_summary(summary, console)
-    return _verdict(engine, summary)
+    verdict = _verdict(engine, summary)
+    if watched is not None and verdict.exit_code == EXIT_OK:
+        return RunResult(watched.exit_code, summary, watched.message)
+    return verdict
 
 
 async def _run(
     spec: SweepSpec, settings: Settings, jobs: list[JobSweep], options: RunOptions,
     ledger_path: Path, env: Mapping[str, str], console: Console,
     credentials: Credentials | None,
-) -> Engine:
+) -> tuple[Engine, WatchResult | None]:
     state = read_ledger(ledger_path)
     async with contextlib.AsyncExitStack() as stack:
         if credentials is None:
@@ -296,7 +304,7 @@ async def _run(
                 settings = replace(settings, bases=bases)
         except AuthError as exc:
             engine.abort_error = exc
-            return engine
+            return engine, None
         total = sum(job.total for job in jobs)
         if state.spec_sha256 and state.spec_sha256 != spec.sha256:
             added, removed = spec_drift(jobs, state)
@@ -337,7 +345,14 @@ async def _run(
                 interrupted=engine.interrupted,
             )
         )
-    return engine
+        watched = None
+        if options.watch and not (engine.stopping or engine.abort_error):
+            watched = await watch_ledger(
+                ledger_path, client=client, job_ids=settings.job_ids, limiter=limiter,
+                interval=options.watch_interval, console=None if options.quiet else console,
+                writer=ledger,
+            )
+    return engine, watched
 
 
 async def _all_versions(client: ModelArtsClient, job_id: int) -> list[Version]:

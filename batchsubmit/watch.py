@@ -10,8 +10,9 @@ a detail call per version), every page within the shared :class:`AdaptiveRateLim
 lines appended through :class:`LedgerWriter`, and a live table (or a log line per interval).
 Time is injected (``clock``, ``sleep``), so tests step the emulator's clock instead of waiting.
 
-A version missing from its job's listing for ``missing_polls`` rounds in a row (deleted, or a job
-that lost it) is given up on as ``NOT_LISTED``, which counts as a failure: a watch always ends.
+A version missing from its job's listing for ``missing_polls`` rounds in a row, over at least
+``missing_grace`` seconds (deleted, or never listed), is given up on as ``NOT_LISTED``, which
+counts as a failure: a watch always ends.
 """
 
 from __future__ import annotations
@@ -560,7 +561,8 @@ def _result(board: Board, polls: int, unwatched: int) -> WatchResult:
     if failed:
         message += f"; {len(failed)} ended without completing"
     if unwatched > 0:
-        message += f"; {unwatched} points have no version (failed, unknown or not started)"
+        some = "1 point has" if unwatched == 1 else f"{unwatched} points have"
+        message += f"; {some} no version (failed, unknown or not started)"
     log.info(
         "batchsubmit.watch.finished", exit_code=code, polls=polls, counts=dict(counts),
         failed=len(failed),

@@ -71,7 +71,7 @@ def lines(*records: dict[str, Any]) -> list[bytes]:
 
 
 def test_record_fields_are_the_published_contract() -> None:
-    """The field names and order are exactly those issue 4 promises to outside scripts."""
+    """The field names and order are exactly those issues 4 and 5 promise to outside scripts."""
     assert dict(ledger.RECORD_FIELDS) == {
         "run_started": ("sweep", "spec_sha256", "total", "settings"),
         "submitted": ("key", "index", "attempt", "train_url"),
@@ -84,6 +84,7 @@ def test_record_fields_are_the_published_contract() -> None:
             "attempts",
         ),
         "run_finished": ("counts", "interrupted"),
+        "status": ("key", "version_id", "status", "status_name", "duration_ms"),
     }  # fmt: skip
 
 
@@ -95,6 +96,9 @@ def test_record_fields_are_the_published_contract() -> None:
         ok("k"),
         bad("k"),
         ledger.run_finished(counts={"succeeded": 1}, interrupted=False, ts=TS),
+        ledger.status(
+            key="k", version_id=21, status=8, status_name="RUNNING", duration_ms=500, ts=TS
+        ),
     ],
     ids=lambda r: r["event"],
 )
@@ -195,6 +199,39 @@ def test_runs_are_paired_with_their_run_finished() -> None:
     state = fold(lines(start(), sent("a"), done, start(), sent("b")))
     assert [s.finished for s in state.spans] == [done, None]
     assert state.last_run is state.spans[-1]
+
+
+def seen(key: str, code: int, name: str, version_id: int = 21, ts: str = TS) -> dict[str, Any]:
+    return ledger.status(
+        key=key, version_id=version_id, status=code, status_name=name, duration_ms=7, ts=ts
+    )
+
+
+def test_fold_keeps_the_latest_status_per_key_as_a_small_tuple() -> None:
+    """Each key keeps only its last status line, as a StatusEntry tuple sharing the key string."""
+    state = fold(lines(start(), sent("a"), ok("a"), seen("a", 1, "INIT"), seen("a", 8, "RUNNING")))
+    assert state.statuses == {"a": ledger.StatusEntry(21, 8, "RUNNING", 7)}
+    assert type(state.statuses["a"]) is ledger.StatusEntry
+    assert next(iter(state.statuses)) is state.outcomes["a"]["key"]
+    assert state.training_status("a") == (21, 8, "RUNNING", 7)
+
+
+def test_status_lines_leave_the_runs_spans_and_times_alone() -> None:
+    """A status line belongs to no run: the last run's span, counts and last_ts are unchanged."""
+    later = "2026-11-27T09:00:00.000Z"
+    done = ledger.run_finished(counts={}, interrupted=False, ts=TS)
+    state = fold(lines(start(), sent("a"), ok("a"), done, seen("a", 10, "COMPLETED", ts=later)))
+    assert state.last_ts == TS and state.spans[-1].last_ts == TS
+    assert state.spans[-1].outcomes == 1 and len(state.spans) == 1
+    assert state.last_status_ts == later
+
+
+def test_a_status_of_an_older_version_is_not_the_points_training_status() -> None:
+    """Once a key has another version (or is sent again), the old status is not its status."""
+    state = fold(lines(start(), sent("a"), ok("a"), seen("a", 10, "COMPLETED", version_id=99)))
+    assert state.training_status("a") is None
+    state = fold(lines(start(), sent("a"), ok("a"), seen("a", 10, "COMPLETED"), sent("a", 2)))
+    assert state.training_status("a") is None
 
 
 @pytest.mark.parametrize("tail", [b'{"event":"submitted","key":"b","ind', b"xx\x00garbage"])
@@ -462,6 +499,27 @@ async def test_concurrent_writes_share_fsyncs(tmp_path: Path) -> None:
     assert sorted(file_records(path), key=lambda r: r["index"]) == records
     assert writer.records_written == 100
     assert writer.fsyncs == writer.batches < 100
+
+
+async def test_write_many_appends_in_order_with_one_fsync(tmp_path: Path) -> None:
+    """write_many makes all its records durable in one batch, in the order given."""
+    path = tmp_path / "s.jsonl"
+    records = [seen(f"k{i}", 8, "RUNNING") for i in range(50)]
+    async with LedgerWriter(path) as writer:
+        await writer.write_many(records)
+        await writer.write_many([])
+    assert file_records(path) == records
+    assert writer.fsyncs == 1
+
+
+async def test_write_many_refuses_all_when_one_record_is_bad(tmp_path: Path) -> None:
+    """One invalid record in write_many means none of them is written."""
+    path = tmp_path / "s.jsonl"
+    broken = {**seen("b", 8, "RUNNING"), "status": "8"}
+    async with LedgerWriter(path) as writer:
+        with pytest.raises(ValueError, match=r"status\.status"):
+            await writer.write_many([seen("a", 8, "RUNNING"), broken])
+    assert file_records(path) == []
 
 
 async def test_write_returns_after_its_line_is_fsynced(tmp_path: Path) -> None:

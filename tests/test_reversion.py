@@ -100,3 +100,32 @@ async def test_reversions_three_jobs_from_latest(tmp_path: Path) -> None:
     )
     assert len(state.outcomes) == 3
     assert state.runs[0]["settings"]["bases"] == {str(j): v for j, v in latest.items()}
+
+
+async def test_reversion_watched_to_completion_then_reported(tmp_path: Path) -> None:
+    """`run --watch` follows the three new versions to COMPLETED; the report shows all three."""
+    from batchsubmit.report import write_report
+
+    spec = write_spec(tmp_path / "move.yaml")
+    ledger = tmp_path / "move.ledger.jsonl"
+    config = EmulatorConfig(project_id=PROJECT, jobs=JOBS, init_seconds=0.1, run_seconds=0.3)
+    async with run_emulator(config) as emu:
+        await seed_versions(emu.url)
+        result = await run_sweep(
+            RunOptions(spec=spec, endpoint=emu.url, ledger=ledger, rate=50, quiet=True,
+                       watch=True, watch_interval=0.2),
+            credentials=NoCredentials(project_id=PROJECT),
+        )
+    assert result.exit_code == 0, result.message
+    state = read_ledger(ledger)
+    assert {entry.status_name for entry in state.statuses.values()} == {"COMPLETED"}
+    assert len(state.statuses) == 3
+    html_path = tmp_path / "report.html"
+    write_report(ledger, html_path)
+    html = html_path.read_text()
+    assert "move-dataset" in html
+    assert "<svg" in html
+    for external in ('src="http', "href=\"http", "url(http", "<link", "<script src"):
+        assert external not in html  # self-contained: nothing fetched when opened
+    for key in state.outcomes:
+        assert key.split(":")[1] in html or key in html

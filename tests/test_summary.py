@@ -87,6 +87,22 @@ def test_counts_add_up_to_the_sweep_size() -> None:
     assert summary.failures_by_code == {"ModelArts.2763": 1}
 
 
+def test_training_statuses_count_the_last_status_of_each_current_version() -> None:
+    """statuses counts succeeded points by the last watched status of their current version."""
+    watched = [
+        ledger.status(key=k, version_id=21, status=code, status_name=name, duration_ms=1, ts=T0)
+        for k, code, name in (("k0", 8, "RUNNING"), ("k0", 10, "COMPLETED"), ("k1", 11, "FAILED"))
+    ]
+    stale = ledger.status(key="k2", version_id=99, status=10, status_name="COMPLETED",
+                          duration_ms=1, ts=T0)  # fmt: skip
+    summary = summary_of(*all_done(), *watched, stale)
+    assert summary.statuses == {"COMPLETED": 1, "FAILED": 1}
+    assert summary.finished_at == T0 and summary.complete
+    text = rendered(summary)
+    assert "training" in text and "1 COMPLETED, 1 FAILED" in text
+    assert summary_of(*all_done()).statuses == {}
+
+
 def test_not_started_never_goes_below_zero() -> None:
     """A spec that shrank (more outcomes than points) gives 0 not started, not a negative count."""
     summary = summary_of(start(total=1), ok("a"), ok("b"), ok("c"))

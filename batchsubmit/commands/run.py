@@ -64,6 +64,11 @@ def register(subparsers: Any) -> None:
                      help="how long the version list may lag creation (default 2)")
     sub.add_argument("--retry-failed", action="store_true",
                      help="re-send points that failed in an earlier run")
+    sub.add_argument("--watch", action="store_true",
+                     help="after submitting, follow the created versions until each one ends "
+                          "(as `batchsubmit watch`); the exit code then says how they ended")
+    sub.add_argument("--watch-interval", metavar="SECONDS", type=float, default=10.0,
+                     help="with --watch: seconds between listings (default 10)")
     out = parser.add_argument_group("output")
     out.add_argument("--ledger", metavar="PATH", type=Path,
                      help="the ledger (default: <name>.ledger.jsonl in the current directory)")
@@ -83,7 +88,8 @@ def run(args: argparse.Namespace) -> int:
         spec=args.spec, endpoint=args.endpoint, project_id=args.project_id, job_id=args.job_id,
         ledger=args.ledger, rate=args.rate, concurrency=args.concurrency,
         max_attempts=args.max_attempts, timeout=args.timeout, retry_failed=args.retry_failed,
-        settle=args.settle, quiet=args.quiet,
+        settle=args.settle, quiet=args.quiet, watch=args.watch,
+        watch_interval=args.watch_interval,
     )
     try:
         result = anyio.run(run_sweep, options, backend="asyncio")

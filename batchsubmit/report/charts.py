@@ -44,6 +44,7 @@ STATE_COLORS = {
 SERIES_COLORS = {"first": "#3a7bd5", "retries": "#f0b429", "failures": "#d1453b"}
 _VIRIDIS = ("#440154", "#3b528b", "#21918c", "#5ec962", "#fde725")
 NO_DURATION = "#dfe3e8"
+MAX_TOOLTIPS = 10_000  # cells of a heat map given a tooltip; past it the page grows too large
 
 
 def _seconds(value: float) -> str:
@@ -267,6 +268,7 @@ def _cells(
     ch: float,
     gap: float,
 ) -> None:
+    tooltips = len(cells) <= MAX_TOOLTIPS
     i = 0
     while i < len(cells):  # the points of one cell are consecutive
         row, col = cells[i][0], cells[i][1]
@@ -279,7 +281,7 @@ def _cells(
             body.append(
                 svg.cell(
                     left + cw * col + gap / 2 + share * (k - i), top + ch * row + gap / 2,
-                    share, ch - gap, fill(p), _tooltip(p), class_="point",
+                    share, ch - gap, fill(p), _tooltip(p) if tooltips else None, class_="point",
                 )
             )  # fmt: skip
         i = j

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from array import array
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -74,6 +75,14 @@ class PointView:
     version_id: int | None = None
     error_code: str | None = None  # why the create call failed
     attempts: int = 0
+    job_id: int | None = None  # from the key's "<job_id>:" prefix, in a sweep of many jobs
+
+    def labels(self) -> dict[str, str]:
+        """Its parameters, and ``job`` when the sweep has many jobs: what the grid lays out."""
+        out = dict(self.parameter)
+        if self.job_id is not None:
+            out["job"] = str(self.job_id)
+        return out
 
 
 @dataclass(frozen=True)
@@ -154,6 +163,9 @@ def _epoch(ts: object) -> float | None:
         return None
 
 
+_TAPPED = (b'"submitted"', b'"failed"', b'"run_started"')
+
+
 class _Tap:
     """Keeps the times the fold forgets: every send (first or retry) and failure, per run."""
 
@@ -166,8 +178,11 @@ class _Tap:
             yield line
 
     def take(self, line: bytes | str) -> None:
+        raw = line.encode() if isinstance(line, str) else line
+        if not any(word in raw for word in _TAPPED):  # most lines: skip the second decode
+            return
         try:
-            record = json.loads(line)
+            record = json.loads(raw)
         except ValueError:
             return  # torn or blank: the fold reports (or raises about) it
         if not isinstance(record, dict):
@@ -282,27 +297,50 @@ def _training_state(status: int) -> str:
     return TRAIN_FAILED if known.terminal else RUNNING
 
 
+_JOB_KEY = re.compile(r"(\d+):(.+)")
+
+
+def _split_key(key: str) -> tuple[int | None, str]:
+    """``"11:9f3a..."`` -> (11, ``"9f3a..."``): a sweep of many jobs prefixes keys with the job."""
+    match = _JOB_KEY.fullmatch(key)
+    return (int(match[1]), match[2]) if match else (None, key)
+
+
+def _job_ids(state: LedgerState) -> list[int]:
+    settings = state.runs[-1]["settings"] if state.runs else {}
+    jobs = settings.get("job_ids") or []
+    return [j for j in jobs if isinstance(j, int)] if isinstance(jobs, list) else []
+
+
 def points(
     state: LedgerState, spec_points: Iterable[tuple[str, int, Pairs]] | None = None
 ) -> list[PointView]:
-    """Every point of the ledger (and of the spec, if given: key, index, parameter), by index."""
+    """Every point of the ledger (and of the spec, if given: key, index, parameter), by index.
+
+    The spec's keys are matched without the ``<job_id>:`` prefix a sweep of many jobs adds; its
+    points the ledger never saw are NOT_STARTED (once per job of the last run).
+    """
     known: dict[str, tuple[int, Pairs]] = {}
     if spec_points is not None:
         known = {key: (index, parameter) for key, index, parameter in spec_points}
     out: list[PointView] = []
     for key in state.outcomes.keys() | state.pending.keys():
         record = state.pending.get(key) or state.outcomes[key]
-        index, parameter = known.get(key, (record["index"], ()))
+        job_id, bare = _split_key(key)
+        index, parameter = known.get(bare, (record["index"], ()))
         attempts = state.attempts.get(key, 0)
         if key in state.pending:
-            out.append(PointView(key, index, parameter, UNKNOWN, attempts=attempts))
+            out.append(PointView(key, index, parameter, UNKNOWN, attempts=attempts, job_id=job_id))
         elif record["event"] == "failed":
             code = record.get("error_code") or (
                 f"HTTP {record['http_status']}" if record.get("http_status") else "transport"
             )
             out.append(
-                PointView(key, index, parameter, SUBMIT_FAILED, error_code=code, attempts=attempts)
-            )
+                PointView(
+                    key, index, parameter, SUBMIT_FAILED, error_code=code, attempts=attempts,
+                    job_id=job_id,
+                )
+            )  # fmt: skip
         else:
             entry = state.training_status(key)
             view = PointView(
@@ -310,14 +348,19 @@ def points(
                 CREATED if entry is None else _training_state(entry.status),
                 None if entry is None else entry.status_name,
                 None if entry is None else entry.duration_ms,
-                record["version_id"], attempts=attempts,
+                record["version_id"], attempts=attempts, job_id=job_id,
             )  # fmt: skip
             out.append(view)
     seen = state.outcomes.keys() | state.pending.keys()
+    jobs = _job_ids(state)
+    prefixes: list[tuple[int | None, str]] = (
+        [(job, f"{job}:") for job in jobs] if len(jobs) > 1 else [(None, "")]
+    )
     out.extend(
-        PointView(key, index, parameter, NOT_STARTED)
+        PointView(prefix + key, index, parameter, NOT_STARTED, job_id=job)
         for key, (index, parameter) in known.items()
-        if key not in seen
+        for job, prefix in prefixes
+        if prefix + key not in seen
     )
     out.sort(key=lambda p: (p.index, p.key))
     return out
@@ -331,47 +374,59 @@ def _as_number(value: str) -> float | None:
     return number if math.isfinite(number) else None
 
 
+def _natural(value: str) -> tuple[tuple[int, float, str], ...]:
+    """Sort key: runs of digits compare as numbers (``v2`` before ``v10``)."""
+    return tuple(
+        (0, float(part), "") if part.isdigit() else (1, 0.0, part)
+        for part in re.split(r"(\d+)", value)
+        if part
+    )
+
+
 def _ordered(values: Iterable[str]) -> tuple[str, ...]:
-    """Distinct values: numerically if all are numbers, else in order of first appearance."""
+    """Distinct values: numerically if all are numbers, else in natural order (``v2`` < ``v10``).
+
+    (Not the order points came in: a failed point has no parameters, so first appearances skip.)
+    """
     distinct = list(dict.fromkeys(values))
     numbers = [_as_number(v) for v in distinct]
     if all(n is not None for n in numbers):
         pairs = sorted(zip(numbers, distinct, strict=True), key=lambda p: p[0] or 0.0)
         return tuple(v for _, v in pairs)
-    return tuple(distinct)
+    return tuple(sorted(distinct, key=_natural))
 
 
 def grid(views: Sequence[PointView]) -> Grid:
     """Lay the points out over the labels that vary: the first two are rows and columns.
 
-    With one varying label, one row; with none, the points in index order wrapped in rows.
-    Points without parameters (a failed point, when the spec is not given) are left unplaced.
+    ``job`` counts as a label in a sweep of many jobs. With one varying label, one row; with
+    none, every point in index order, wrapped in rows. A point missing a varying label (a failed
+    point's record carries no parameters: give the spec) is left unplaced.
     """
-    placed = [p for p in views if p.parameter]
-    unplaced = tuple(p for p in views if not p.parameter)
+    lookup = [p.labels() for p in views]
     values: dict[str, list[str]] = {}
-    for p in placed:
-        for label, value in p.parameter:
+    for labels in lookup:
+        for label, value in labels.items():
             values.setdefault(label, []).append(value)
     varying = [label for label, seen in values.items() if len(set(seen)) > 1]
     if not varying:  # nothing varies: a block of cells in index order
-        width = max(1, math.ceil(math.sqrt(len(placed))))
-        block = tuple((i // width, i % width, p) for i, p in enumerate(placed))
-        rows = tuple(str(r) for r in range(math.ceil(len(placed) / width)))
-        return Grid(None, None, rows, tuple(str(c) for c in range(width)), block, (), unplaced)
+        width = max(1, math.ceil(math.sqrt(len(views))))
+        block = tuple((i // width, i % width, p) for i, p in enumerate(views))
+        rows = tuple(str(r) for r in range(math.ceil(len(views) / width)))
+        return Grid(None, None, rows, tuple(str(c) for c in range(width)), block, (), ())
+    pairs = [(d, p) for d, p in zip(lookup, views, strict=True) if all(v in d for v in varying)]
+    unplaced = tuple(
+        p for d, p in zip(lookup, views, strict=True) if any(v not in d for v in varying)
+    )
     col_label = varying[1] if len(varying) > 1 else varying[0]
     row_label = varying[0] if len(varying) > 1 else None
-    lookup = [dict(p.parameter) for p in placed]
-    cols = _ordered(d.get(col_label, "") for d in lookup)
-    rows = _ordered(d.get(row_label, "") for d in lookup) if row_label else ("",)
+    cols = _ordered(d[col_label] for d, _ in pairs)
+    rows = _ordered(d[row_label] for d, _ in pairs) if row_label else ("",)
     col_at = {v: i for i, v in enumerate(cols)}
     row_at = {v: i for i, v in enumerate(rows)}
     cells = sorted(
-        (
-            (row_at[d.get(row_label, "")] if row_label else 0, col_at[d.get(col_label, "")], p)
-            for d, p in zip(lookup, placed, strict=True)
-        ),
-        key=lambda c: (c[0], c[1], c[2].index),
+        ((row_at[d[row_label]] if row_label else 0, col_at[d[col_label]], p) for d, p in pairs),
+        key=lambda c: (c[0], c[1], c[2].index, c[2].key),
     )
     return Grid(row_label, col_label, rows, cols, tuple(cells), tuple(varying[2:]), unplaced)
 

@@ -181,6 +181,11 @@ def _latency(data: ReportData) -> str:
 def _grid(data: ReportData) -> str:
     g = data.grid
     placed = len(g.cells)
+    if not placed and not g.unplaced:
+        return (
+            '<section id="grid"><h2>Outcome and status per point</h2>'
+            '<p class="note">No point is recorded in this ledger.</p></section>'
+        )
     if g.row_label and g.col_label:
         layout = f"rows: {g.row_label}, columns: {g.col_label}"
     elif g.col_label:
@@ -198,13 +203,17 @@ def _grid(data: ReportData) -> str:
     parts = [
         '<section id="grid"><h2>Outcome and status per point</h2>',
         f"<p>One cell per point ({placed} placed; {esc(layout)}). "
-        "Hover a cell for its parameters, version and status.</p>",
+        + (
+            "Hover a cell for its parameters, version and status.</p>"
+            if placed <= charts.MAX_TOOLTIPS
+            else f"(No tooltips past {charts.MAX_TOOLTIPS} points.)</p>"
+        ),
         legend,
         f"<figure>{charts.heatmap(g, _state_fill, label='outcome and status per point')}</figure>",
     ]
     if g.unplaced:
         parts.append(
-            f'<p class="note">{len(g.unplaced)} points are not on the grid: the ledger records no '
+            f'<p class="note">{_points(len(g.unplaced))} not on the grid: the ledger records no '
             "parameters for a point whose create call failed or whose outcome is unknown. "
             "Pass the sweep spec (<code>--spec SPEC</code>) to place them.</p>"
         )
@@ -226,6 +235,10 @@ def _grid(data: ReportData) -> str:
         ]
     parts.append("</section>")
     return "".join(parts)
+
+
+def _points(n: int) -> str:
+    return "1 point is" if n == 1 else f"{n} points are"
 
 
 def _state_fill(p: PointView) -> str:

@@ -87,11 +87,13 @@ def bar(x: float, y: float, width: float, height: float, **attrs: object) -> str
 
 
 def cell(
-    x: float, y: float, width: float, height: float, fill: str, tooltip: str, **attrs: object
-) -> str:
-    """A heat-map cell: a filled rectangle with a tooltip."""
+    x: float, y: float, width: float, height: float, fill: str, tooltip: str | None,
+    **attrs: object,
+) -> str:  # fmt: skip
+    """A heat-map cell: a filled rectangle, with a tooltip unless None."""
     return element(
-        "rect", title(tooltip), x=float(x), y=float(y), width=float(max(0.0, width)),
+        "rect", title(tooltip) if tooltip is not None else "", x=float(x), y=float(y),
+        width=float(max(0.0, width)),
         height=float(max(0.0, height)), fill=fill, **attrs,
     )  # fmt: skip
 

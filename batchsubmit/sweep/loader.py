@@ -146,7 +146,7 @@ def read_spec(path: str | Path) -> RawSpec:
     return RawSpec(path=path, sha256=hashlib.sha256(raw).hexdigest(), data=data, lines=lines)
 
 
-_JOB_ID = re.compile(r"^[0-9]+$")
+_JOB_ID = re.compile(r"^[0-9]{1,19}$")  # a 64-bit id at most (and never too long for int())
 
 
 def read_job_ids(path: Path, *, spec: str, line: int | None) -> tuple[int, ...]:
@@ -156,15 +156,18 @@ def read_job_ids(path: Path, *, spec: str, line: int | None) -> tuple[int, ...]:
     file (``spec``) and the line of its ``job_ids`` key."""
     where = str(path)
     try:
-        text = path.read_bytes().decode("utf-8-sig")
-    except OSError as exc:
+        raw_bytes = path.read_bytes()
+    except (OSError, ValueError) as exc:  # ValueError: a NUL in the path
+        reason = (exc.strerror if isinstance(exc, OSError) else None) or exc
         raise SpecError(
-            f"cannot read the job ids file {where}: {exc.strerror or exc} (its path is "
-            "relative to the spec file)",
+            f"cannot read the job ids file {where!r}: {reason} (its path is relative to the "
+            "spec file)",
             path=spec,
             line=line,
             field="target.job_ids",
         ) from exc
+    try:
+        text = raw_bytes.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise SpecError("the job ids file is not UTF-8 text", path=where) from exc
     ids: list[int] = []
