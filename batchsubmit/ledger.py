@@ -336,8 +336,9 @@ class LedgerState:
 class _Folder:
     """Feeds lines into a LedgerState, one at a time (so a ledger of any length streams)."""
 
-    def __init__(self, state: LedgerState) -> None:
+    def __init__(self, state: LedgerState, *, slim: bool = False) -> None:
         self.state = state
+        self.slim = slim
         self.memo: dict[Any, Any] = {}  # shares the strings and parameter entries outcomes repeat
 
     def where(self) -> str:
@@ -374,7 +375,7 @@ class _Folder:
             key, name = record["key"], record["status_name"]
             outcome = state.outcomes.get(key)
             if outcome is not None:
-                key = outcome["key"]  # share the string the outcome holds
+                key = outcome.get("key", key)  # share the string the outcome holds
             state.statuses[key] = StatusEntry(
                 record["version_id"], record["status"], self.memo.setdefault(name, name),
                 record["duration_ms"],
@@ -430,9 +431,13 @@ class _Folder:
         A 100,000-point ledger otherwise holds ~250 MB of identical small dicts and strings.
         """
         memo = self.memo
+        if self.slim:
+            record = {name: record[name] for name in _SLIM_FIELDS if name in record}
         out = {_NAMES.get(name, name): value for name, value in record.items()}
         out["event"] = memo.setdefault(out["event"], out["event"])
         if out["event"] == "succeeded":
+            if "parameter" not in out:
+                return out  # slim
             out["parameter"] = [
                 memo.setdefault((p["label"], p["value"]), p)
                 if type(p) is dict and len(p) == 2 and p.keys() == _PAIR
@@ -448,6 +453,10 @@ class _Folder:
 
 
 _PAIR: Final = {"label": None, "value": None}.keys()
+# What a slim fold keeps of an outcome: enough to resume and to summarise, a fraction of the size.
+_SLIM_FIELDS: Final = (
+    "event", "version_id", "attempts", "reconciled", "error_code", "error_message", "http_status",
+)
 _DECODE: Final = json.JSONDecoder().decode
 
 _COMPLETIONS = ("", "0", ":0", '"":0', "rue", "ue", "e", "alse", "lse", "se", "ull", "ll", "l")
@@ -495,15 +504,19 @@ def _is_torn(raw: bytes | str) -> bool:
     return False
 
 
-def fold(lines: Iterable[bytes | str], *, path: str | None = None) -> LedgerState:
+def fold(
+    lines: Iterable[bytes | str], *, path: str | None = None, slim: bool = False
+) -> LedgerState:
     """Fold ledger lines (with their ``\\n``, as a file yields them) into a :class:`LedgerState`.
 
     The last outcome line of a key wins; a key is pending when its last ``submitted`` line has no
     outcome line after it. A torn line is skipped with a ``batchsubmit.ledger.torn_line`` warning;
     any other bad line raises LedgerError with its line number, as does a second sweep's run.
+    ``slim`` keeps only the outcome fields that resuming and summarising need (no parameter,
+    train_url, latency or ts), for ledgers of a hundred thousand points.
     """
     state = LedgerState(path=path)
-    folder = _Folder(state)
+    folder = _Folder(state, slim=slim)
     iterator = iter(lines)
     line = next(iterator, None)
     number = 0
@@ -515,12 +528,12 @@ def fold(lines: Iterable[bytes | str], *, path: str | None = None) -> LedgerStat
     return state
 
 
-def read_ledger(path: str | os.PathLike[str]) -> LedgerState:
+def read_ledger(path: str | os.PathLike[str], *, slim: bool = False) -> LedgerState:
     """Fold the ledger at ``path``, streaming; a missing file is an empty ledger."""
     where = os.fspath(path)
     try:
         with open(where, "rb") as file:
-            return fold(file, path=where)
+            return fold(file, path=where, slim=slim)
     except FileNotFoundError:
         return LedgerState(path=where)
     except OSError as exc:

@@ -250,7 +250,7 @@ async def run_sweep(
     engine, watched = await _run(
         spec, settings, jobs, options, ledger_path, env, console, credentials
     )
-    summary = summarize(read_ledger(ledger_path))
+    summary = summarize(read_ledger(ledger_path, slim=True))
     if not options.quiet:
         render_summary(summary, console)
     verdict = _verdict(engine, summary)
@@ -264,7 +264,7 @@ async def _run(
     ledger_path: Path, env: Mapping[str, str], console: Console,
     credentials: Credentials | None,
 ) -> tuple[Engine, WatchResult | None]:
-    state = read_ledger(ledger_path)
+    state = read_ledger(ledger_path, slim=True)
     async with contextlib.AsyncExitStack() as stack:
         if credentials is None:
             url, creds = await stack.enter_async_context(

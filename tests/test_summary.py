@@ -310,3 +310,11 @@ def test_status_help_teaches(capsys: pytest.CaptureFixture[str]) -> None:
         assert expected in out
     flat = " ".join(out.split())
     assert all(name in flat for name in summary_of(*all_done()).as_dict())  # --json lists them
+
+
+def test_a_slim_fold_summarises_like_a_full_one() -> None:
+    """Resuming and summarising need no parameters or paths: a slim fold gives the same summary."""
+    lines = [ledger.encode(r) for r in all_done(5)]
+    slim = ledger.fold(lines, slim=True)
+    assert summarize(slim) == summarize(ledger.fold(lines))
+    assert all("parameter" not in r and "train_url" not in r for r in slim.outcomes.values())
