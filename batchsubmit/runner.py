@@ -34,8 +34,8 @@ from batchsubmit.progress import watch_progress
 from batchsubmit.reconcile import Listing, Reconciler
 from batchsubmit.retry import Backoff
 from batchsubmit.summary import Summary, render_summary, summarize
-from batchsubmit.watch import WatchResult, watch_ledger
 from batchsubmit.sweep import Point, SweepSpec, bind, iter_points, load_spec, preflight, rebase
+from batchsubmit.watch import WatchResult, watch_ledger
 
 __all__ = ["RunOptions", "RunResult", "run_sweep"]
 
