@@ -45,6 +45,7 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 DEFAULT_RATE = 5.0
 DEFAULT_CONCURRENCY = 8
 DEFAULT_MAX_ATTEMPTS = 6
+MIN_RATE = 0.01  # one request every 100 s; below that a run never ends in practice
 
 
 @dataclass(frozen=True)
@@ -127,10 +128,11 @@ def resolve(spec: SweepSpec, options: RunOptions, env: Mapping[str, str]) -> Set
     rate = options.rate or spec.submit.rate or DEFAULT_RATE
     concurrency = options.concurrency or spec.submit.concurrency or DEFAULT_CONCURRENCY
     attempts = options.max_attempts or spec.submit.max_attempts or DEFAULT_MAX_ATTEMPTS
-    for name, value in (("--rate", rate), ("--concurrency", concurrency),
-                        ("--max-attempts", attempts), ("--timeout", options.timeout)):
-        if value <= 0:
-            raise UsageError(f"{name} must be positive, got {value}")
+    for name, value, least in (("--rate", rate, MIN_RATE), ("--concurrency", concurrency, 1),
+                               ("--max-attempts", attempts, 1),
+                               ("--timeout", options.timeout, 0.001)):
+        if value < least:
+            raise UsageError(f"{name} must be at least {least}, got {value}")
     return Settings(
         endpoint=endpoint, project_id=project_id, job_id=job_ids[0], job_ids=job_ids,
         rate=rate, concurrency=concurrency, max_attempts=attempts, timeout=options.timeout,
@@ -266,6 +268,11 @@ async def _run(
 ) -> tuple[Engine, WatchResult | None]:
     state = read_ledger(ledger_path, slim=True)
     async with contextlib.AsyncExitStack() as stack:
+        # Opened first: a ledger that is another sweep's, or cannot be written, stops the run
+        # before any request (the writer checks the sweep and takes the file lock).
+        ledger = await stack.enter_async_context(
+            LedgerWriter(ledger_path, expected_sweep=spec.name)
+        )
         if credentials is None:
             url, creds = await stack.enter_async_context(
                 _endpoint(settings, spec, ledger_path, env)
@@ -312,9 +319,6 @@ async def _run(
                 f"[yellow]the spec changed since {ledger_path} was written: {added} points "
                 f"added, {removed} removed; going on with the current spec[/]"
             )
-        ledger = await stack.enter_async_context(
-            LedgerWriter(ledger_path, expected_sweep=spec.name)
-        )
         engine.use_ledger(ledger)
         await ledger.write(
             records.run_started(

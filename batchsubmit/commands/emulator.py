@@ -12,15 +12,14 @@ import errno
 import logging
 import os
 import signal
-import sys
 from pathlib import Path
 from typing import Any
 
-import structlog
 from pydantic import ValidationError
 
 from batchsubmit.emulator import DEFAULT_PROJECT_ID, EmulatorConfig
 from batchsubmit.errors import UsageError
+from batchsubmit.logs import configure_logging
 
 DEFAULT_PORT = 8642
 
@@ -302,10 +301,7 @@ def run(args: argparse.Namespace) -> int:
     """Serve until SIGINT/SIGTERM; 0 on a clean stop."""
     config = build_config(args)
     level = getattr(logging, args.log_level.upper())
-    structlog.configure(
-        wrapper_class=structlog.make_filtering_bound_logger(level),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
-    )
+    configure_logging(level=level)  # stderr; tracebacks without frame locals (secrets)
     try:
         asyncio.run(_serve(config))
     except ValueError as exc:  # a damaged state file
