@@ -199,6 +199,25 @@ class CreateVersionRequest(BaseModel):
         return self.model_dump(exclude_none=True)
 
 
+BRIEF_LIMIT = 80
+
+
+def brief(value: object, limit: int = BRIEF_LIMIT) -> str:
+    """``repr(value)`` for an error message, cut to ``limit`` characters (then ``…`` and the full
+    length), so a bad value of 100 000 characters is quoted by its start, not in full."""
+    try:
+        text = repr(value)
+    except ValueError:  # an int of more digits than Python writes out (sys.int_info)
+        if isinstance(value, int):
+            return f"an integer of about {int(abs(value).bit_length() * 0.30103) + 1} digits"
+        return f"a {type(value).__name__}"
+    except RecursionError:
+        return f"a deeply nested {type(value).__name__}"
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}… ({len(text)} characters)"
+
+
 def describe_validation_error(exc: ValidationError, *, prefix: str = "") -> list[tuple[str, str]]:
     """(field path, message) per error, paths dotted like ``config.parameter[2].value``."""
     out: list[tuple[str, str]] = []
@@ -219,9 +238,9 @@ def describe_validation_error(exc: ValidationError, *, prefix: str = "") -> list
         elif err["type"] == "missing":
             message = "required field is missing"
         elif err["type"] == "int_type":
-            message = f"must be an integer, got {err.get('input')!r}"
+            message = f"must be an integer, got {brief(err.get('input'))}"
         elif err["type"] == "string_type":
-            message = f"must be a string, got {err.get('input')!r} (quote it)"
+            message = f"must be a string, got {brief(err.get('input'))} (quote it)"
         out.append((path or "<body>", message))
     return out
 

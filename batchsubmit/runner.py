@@ -26,7 +26,7 @@ from batchsubmit import ledger as records
 from batchsubmit.auth import Credentials, NoCredentials, credentials_from_env
 from batchsubmit.client import ModelArtsClient
 from batchsubmit.engine import Engine, EngineStats, Item
-from batchsubmit.errors import AuthError, UsageError
+from batchsubmit.errors import AuthError, SpecError, UsageError
 from batchsubmit.ledger import LedgerState, LedgerWriter, read_ledger
 from batchsubmit.limiter import AdaptiveRateLimiter
 from batchsubmit.models import Version
@@ -34,7 +34,17 @@ from batchsubmit.progress import watch_progress
 from batchsubmit.reconcile import Listing, Reconciler
 from batchsubmit.retry import Backoff
 from batchsubmit.summary import Summary, render_summary, summarize
-from batchsubmit.sweep import Point, SweepSpec, bind, iter_points, load_spec, preflight, rebase
+from batchsubmit.sweep import (
+    Point,
+    SweepSpec,
+    bind,
+    count_points,
+    iter_points,
+    load_spec,
+    preflight,
+    rebase,
+)
+from batchsubmit.sweep.expand import MAX_POINTS
 from batchsubmit.watch import WatchResult, watch_ledger
 
 __all__ = ["RunOptions", "RunResult", "run_sweep"]
@@ -150,6 +160,12 @@ def bind_jobs(spec: SweepSpec, job_ids: tuple[int, ...]) -> list[JobSweep]:
 
 
 def _job(bound: SweepSpec, job_id: int, jobs: int) -> JobSweep:
+    points = count_points(bound)
+    if points > MAX_POINTS:  # a grid may be bigger than anything worth sending
+        raise SpecError(
+            f"the sweep has {points:,} points, more than the {MAX_POINTS:,} a run may send: "
+            "split it, or narrow the grid", path=str(bound.path),
+        )
     total = preflight(bound)  # every body valid before anything is sent
     return JobSweep(job_id, bound, f"{job_id}:" if jobs > 1 else "", total)
 

@@ -220,3 +220,14 @@ async def test_wrong_sk_stops_after_the_first_answer(tmp_path: Path) -> None:
     text = (out + err).decode()
     assert "HUAWEICLOUD_SDK_SK" in text
     assert "a-wrong-sk-value" not in text
+
+
+async def test_a_sweep_too_big_to_send_is_refused_before_anything(tmp_path: Path) -> None:
+    """A 12,000,000-point grid is a spec error at once: no preflight for ever, no ledger."""
+    from batchsubmit.errors import SpecError
+
+    spec = write_spec(tmp_path / "huge.json", a=4000, b=3000)
+    ledger = tmp_path / "huge.ledger.jsonl"
+    with pytest.raises(SpecError, match="12,000,000 points"):
+        await run_sweep(RunOptions(spec=spec, ledger=ledger, quiet=True))
+    assert not ledger.exists()

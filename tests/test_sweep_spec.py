@@ -10,6 +10,7 @@ import pytest
 
 from batchsubmit.cli import main
 from batchsubmit.errors import SpecError
+from batchsubmit.models import brief
 from batchsubmit.sweep import count_points, iter_points, load_spec, preflight
 
 BASE = """\
@@ -294,6 +295,14 @@ def test_random_space_smaller_than_samples_is_an_error(tmp_path: Path) -> None:
         ("{randint: [1, 2], q: 1}", "q quantises uniform/loguniform only"),
         ("{uniform: [0, 1], choice: [a]}", "exactly one distribution"),
         ("{gaussian: [0, 1]}", "unknown key 'gaussian'"),
+        (f"{{uniform: [0, {10**400}]}}", "bounds must be finite numbers"),
+        (f"{{loguniform: [1, {10**400}]}}", "… (401 characters)"),
+        ("{uniform: [-1.0e308, 1.0e308]}", "wider than a float can hold"),
+        ("{uniform: [0, 1], q: .inf}", "q must be a finite number"),
+        ("{loguniform: [1.0e-300, 1.0e300], q: 1.0e-300}", "too small"),
+        ("{uniform: [0, 1], q: 1.0e-19}", "raise q"),
+        (f"{{randint: [0, {2**63}]}}", "64-bit integers"),
+        (f"{{randint: [{-(2**63) - 1}, 0]}}", "64-bit integers"),
     ],
 )
 def test_bad_random_dimensions_are_errors(tmp_path: Path, dimension: str, message: str) -> None:
@@ -378,3 +387,61 @@ def test_spec_that_is_not_a_mapping(tmp_path: Path) -> None:
         load_spec(write(tmp_path, ""))
     with pytest.raises(SpecError, match="must be a mapping"):
         load_spec(write(tmp_path, "- a\n- b\n"))
+
+
+def test_randint_takes_the_whole_64_bit_range(tmp_path: Path) -> None:
+    """randint bounds of -2**63 and 2**63 - 1 are accepted, and draw within them."""
+    dimension = f"{{randint: [{-(2**63)}, {2**63 - 1}]}}"
+    text = BASE + f"random:\n  samples: 3\n  space:\n    x: {dimension}\n"
+    spec = load_spec(write(tmp_path, text))
+    assert all(-(2**63) <= int(dict(p.values)["x"]) < 2**63 for p in iter_points(spec))
+
+
+SIZE_BOUND = BASE.replace("batch_size: [32, 64]", "batch_size: [32, 64]\n  extra: [a, b, c]") + (
+    "random:\n  samples: 1000000\n  space:\n    x: {uniform: [0, 1]}\n"
+)
+
+
+def test_a_random_search_of_at_most_ten_million_points_loads(tmp_path: Path) -> None:
+    """12 cells, 2 excluded, x 10**6 samples: exactly the bound, counted by arithmetic."""
+    text = SIZE_BOUND + "exclude:\n  - {extra: c, learning_rate: 0.1}\n"
+    assert count_points(load_spec(write(tmp_path, text))) == 10_000_000
+
+
+def test_a_random_search_beyond_ten_million_points_is_refused(tmp_path: Path) -> None:
+    """12 cells x 10**6 samples: SpecError at random.samples naming the count and the bound,
+    even with an exclude naming a random label (which --count would have to draw for)."""
+    text = SIZE_BOUND + "exclude:\n  - {x: '0.5'}\n"
+    with pytest.raises(SpecError, match=r"12,000,000 points.*10,000,000") as caught:
+        load_spec(write(tmp_path, text))
+    assert caught.value.field == "random.samples"
+    assert caught.value.line == line_of(text, "samples:")
+
+
+def test_samples_beyond_a_million_are_refused(tmp_path: Path) -> None:
+    """random.samples is at most 1,000,000: the error names the field and the bound."""
+    text = BASE + "random:\n  samples: 1000001\n  space:\n    x: {uniform: [0, 1]}\n"
+    with pytest.raises(SpecError, match=r"at most 1,000,000.*got 1000001") as caught:
+        load_spec(write(tmp_path, text))
+    assert caught.value.field == "random.samples"
+
+
+def test_brief_cuts_a_long_value_and_says_how_long_it_was() -> None:
+    """Short values are their repr; long ones their first 80 characters, … and the length."""
+    assert brief("abc") == "'abc'"
+    assert brief([1] * 3) == "[1, 1, 1]"
+    long = brief("x" * 1000)
+    assert long == "'" + "x" * 79 + "… (1002 characters)"
+    assert brief(10**5000).startswith("an integer of about 500")
+
+
+def test_a_long_bad_value_is_quoted_briefly(tmp_path: Path) -> None:
+    """The message quotes the start of a 100 000-character name, keeping the rest as it was."""
+    text = BASE.replace("name: demo", "name: " + "x" * 100_000)
+    with pytest.raises(SpecError) as caught:
+        load_spec(write(tmp_path, text))
+    assert caught.value.field == "name"
+    assert "'xxxxx" in str(caught.value) and "… (100002 characters) does not match" in str(
+        caught.value
+    )
+    assert len(str(caught.value)) < 300

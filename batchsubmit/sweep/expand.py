@@ -40,7 +40,12 @@ from batchsubmit.sweep.schema import first_error, suggest
 if TYPE_CHECKING:
     from batchsubmit.sweep.spec import SweepSpec
 
-__all__ = ["Point", "count_points", "iter_points", "point_key"]
+__all__ = ["MAX_POINTS", "Point", "check_size", "count_points", "iter_points", "point_key"]
+
+# The most points a random search may have (see check_size): ten million is far beyond any sweep
+# one submits, and small enough that drawing them all (to count, expand or preflight) ends in
+# minutes.
+MAX_POINTS = 10_000_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -343,17 +348,45 @@ def _union_size(boxes: tuple[tuple[frozenset[int] | None, ...], ...], sizes: lis
     return count(0, frozenset(range(len(boxes))))
 
 
+def _drawn_points(plan: Plan) -> int:
+    """The points before the exclusions that name a random label: cells x samples, arithmetic."""
+    sizes = [len(axis.rows) for axis in plan.axes]
+    cells = math.prod(sizes) - _union_size(plan.boxes, sizes)
+    return cells if plan.random is None else cells * plan.random.samples
+
+
+def check_size(plan: Plan) -> None:
+    """SpecError when a random search has more than :data:`MAX_POINTS` points, counted
+    arithmetically (cells x samples, before exclusions naming a random label, which would need
+    the draws): this bounds the draws of expanding, preflighting and counting (``count_points``
+    draws at most that many).
+
+    A sweep without ``random`` is not bounded here: it is counted by arithmetic alone and
+    expanded lazily, point by point (a grid of 10**12 points counts at once)."""
+    if plan.random is None:
+        return
+    if math.prod(len(axis.rows) for axis in plan.axes) * plan.random.samples <= MAX_POINTS:
+        return  # (the usual case: no need to count the cells the exclusions remove)
+    count = _drawn_points(plan)
+    if count > MAX_POINTS:
+        raise plan.error(
+            f"the sweep has {count:,} points, more than the bound of {MAX_POINTS:,} a random "
+            "search may have: lower samples or the number of grid values, or split the sweep "
+            "into several specs",
+            ("random", "samples"),
+        )
+
+
 def count_points(spec: SweepSpec | Plan) -> int:
     """The number of points, without rendering any: arithmetic over the axes minus exclusions.
 
     Exclusions naming a random label need that label's draws, so only the cells they can touch
-    have their draws generated (not rendered, not validated)."""
+    have their draws generated (not rendered, not validated): at most :data:`MAX_POINTS` draws
+    for a loaded spec (``check_size``)."""
     plan = plan_of(spec)
-    sizes = [len(axis.rows) for axis in plan.axes]
-    cells = math.prod(sizes) - _union_size(plan.boxes, sizes)
+    total = _drawn_points(plan)
     if plan.random is None:
-        return cells
-    total = cells * plan.random.samples
+        return total
     if plan.point_excludes:
         cell_filters = plan.point_exclude_cells
         for cell in _cells(plan):

@@ -15,18 +15,26 @@ bit.
 ``randint: [lo, hi]`` includes both ends. ``q`` draws a multiple of ``q`` within ``[lo, hi]``
 (uniformly for ``uniform``, log-uniformly rounded for ``loguniform``); with an integer ``q`` and
 integer bounds the value is an integer.
+
+Bounds, so that every draw is plain float or 64-bit arithmetic (anything else is a ValueError
+that the plan reports as a SpecError at the dimension): ``randint`` bounds are 64-bit signed
+integers (``-2**63`` to ``2**63 - 1``); ``uniform``/``loguniform`` bounds are finite floats (an
+integer beyond a float's range is refused) whose difference is finite too; ``q`` is finite and
+``[lo, hi]`` holds at most ``2**63`` multiples of it, none of index beyond a 64-bit integer.
 """
 
 from __future__ import annotations
 
 import math
 import struct
+import sys
 from array import array
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from hashlib import blake2b
 
+from batchsubmit.models import brief
 from batchsubmit.sweep.render import render_value
 from batchsubmit.sweep.schema import Dimension
 
@@ -36,6 +44,7 @@ SIGNIFICANT_DIGITS = 6
 _UNPACK = struct.Struct("<8Q").unpack
 _SCALE = 2.0**-53
 _NUMERIC = frozenset("0123456789.-+e")
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
 
 class Stream:
@@ -83,12 +92,36 @@ def _round(x: float, lo: float, hi: float) -> float:
     return min(max(value, lo), hi)
 
 
+def _check_finite(bounds: list[int | float]) -> None:
+    """ValueError for a bound beyond a float's range, inf or nan, or too wide a range."""
+    try:
+        lo, hi = (float(v) for v in bounds)
+    except OverflowError:  # an int beyond a float
+        lo = hi = math.inf
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        raise ValueError(
+            f"bounds must be finite numbers (at most {sys.float_info.max:.4g} in size), "
+            f"got [{brief(bounds[0])}, {brief(bounds[1])}]"
+        )
+    if not math.isfinite(hi - lo):
+        raise ValueError(
+            f"the range [{lo!r}, {hi!r}] is wider than a float can hold: narrow it"
+        )
+
+
 def _steps(lo: float, hi: float, q: float) -> tuple[int, int]:
+    if isinstance(q, float) and not math.isfinite(q):
+        raise ValueError(f"q must be a finite number, got {q!r}")
     dq = Decimal(repr(q))
     first = int((Decimal(repr(lo)) / dq).to_integral_value(rounding=ROUND_CEILING))
     last = int((Decimal(repr(hi)) / dq).to_integral_value(rounding=ROUND_FLOOR))
     if first > last:
-        raise ValueError(f"no multiple of q={q!r} lies within [{lo!r}, {hi!r}]: lower q")
+        raise ValueError(f"no multiple of q={brief(q)} lies within [{lo!r}, {hi!r}]: lower q")
+    if not (first >= INT64_MIN and last <= INT64_MAX and last - first < 2**63):
+        raise ValueError(
+            f"q={q!r} is too small for [{lo!r}, {hi!r}]: it makes multiples of q beyond "
+            "2**63 in size or count; raise q"
+        )
     return first, last
 
 
@@ -118,14 +151,18 @@ def compile_dimension(label: str, dim: Dimension) -> Dim:
         )
     if dim.randint is not None:
         lo_i, hi_i = dim.randint
+        if not (lo_i >= INT64_MIN and hi_i <= INT64_MAX):
+            raise ValueError(
+                "randint bounds must be 64-bit integers (-2**63 to 2**63 - 1), "
+                f"got [{brief(lo_i)}, {brief(hi_i)}]"
+            )
         span = hi_i - lo_i + 1
         return Dim(label, lambda u: str(lo_i + int(u * span)), span, _NUMERIC, None)
     log = dim.loguniform is not None
     bounds = dim.loguniform if dim.loguniform is not None else dim.uniform
     assert bounds is not None  # the schema guarantees exactly one distribution
+    _check_finite(bounds)
     lo, hi = bounds
-    if not (math.isfinite(lo) and math.isfinite(hi)):
-        raise ValueError(f"bounds must be finite numbers, got [{lo!r}, {hi!r}]")
     log_lo, log_span = (math.log(lo), math.log(hi) - math.log(lo)) if log else (0.0, 0.0)
     if dim.q is None:
         if log:

@@ -17,9 +17,11 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from batchsubmit.errors import SpecError
+from batchsubmit.models import brief
 from batchsubmit.sweep.loader import KeyPath, LineMap, dotted
 
 __all__ = [
+    "MAX_SAMPLES",
     "Base",
     "Dimension",
     "RandomSearch",
@@ -62,7 +64,7 @@ class Target(BaseModel):
         if _LOOPBACK.match(value):
             return value.rstrip("/")
         raise ValueError(
-            f"endpoint {value!r} is neither \"emulator\" nor an https:// URL: write emulator "
+            f"endpoint {brief(value)} is neither \"emulator\" nor an https:// URL: write emulator "
             "or e.g. https://modelarts.cn-north-4.myhuaweicloud.com "
             "(plain http:// only for 127.0.0.1/localhost)"
         )
@@ -87,7 +89,7 @@ class Target(BaseModel):
     def _job_list(cls, value: Any) -> Any:
         if isinstance(value, str):
             raise ValueError(
-                f"{value!r} names a file of job ids, which load_spec reads (relative to the "
+                f"{brief(value)} names a file of job ids, which load_spec reads (relative to the "
                 "spec file); a Target built in code takes a list of ids"
             )
         if value is None:
@@ -98,7 +100,7 @@ class Target(BaseModel):
             return tuple(value)
         raise ValueError(
             f"job_ids is a list of job ids ([10, 11]) or the name of a file of them, got "
-            f"{value!r}; for one job write job_id: {value!r}"
+            f"{brief(value)}; for one job write job_id: {brief(value)}"
         )
 
     @field_validator("job_ids")
@@ -145,7 +147,7 @@ class Base(BaseModel):
         if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
             return value
         raise ValueError(
-            f"from_version is a version id (a positive integer) or latest, got {value!r}"
+            f"from_version is a version id (a positive integer) or latest, got {brief(value)}"
         )
 
 
@@ -185,14 +187,29 @@ class Dimension(BaseModel):
         return self
 
 
+# The most draws per grid x zip point: with MAX_POINTS (expand.py), a bound on a sweep's size.
+MAX_SAMPLES = 1_000_000
+
+
 class RandomSearch(BaseModel):
-    """Seeded sampling: every grid x zip point gets ``samples`` draws from ``space``."""
+    """Seeded sampling: every grid x zip point gets ``samples`` draws from ``space``
+    (at most :data:`MAX_SAMPLES`)."""
 
     model_config = _STRICT
 
     samples: Annotated[int, Field(ge=1)]
     seed: int = 0
     space: Annotated[dict[Label, Dimension], Field(min_length=1)]
+
+    @field_validator("samples")
+    @classmethod
+    def _bounded(cls, value: int) -> int:
+        if value > MAX_SAMPLES:
+            raise ValueError(
+                f"samples is at most {MAX_SAMPLES:,} (the bound on draws per point), got "
+                f"{brief(value)}: lower it"
+            )
+        return value
 
 
 class SpecFile(BaseModel):
@@ -268,18 +285,18 @@ def _message(err: Any) -> str:
     if kind == "missing":
         return f"required key {loc[-1]!r} is missing"
     if kind == "string_type":
-        return f"must be a string, got {inp!r} (quote it)"
+        return f"must be a string, got {brief(inp)} (quote it)"
     if kind in ("int_type", "int_from_float"):
-        return f"must be an integer, got {inp!r}"
+        return f"must be an integer, got {brief(inp)}"
     if kind == "float_type":
-        return f"must be a number, got {inp!r}"
+        return f"must be a number, got {brief(inp)}"
     if kind == "dict_type":
         return f"must be a mapping (key: value), got {type(inp).__name__}"
     if kind == "list_type":
-        return f"must be a list, got {inp!r} (write [a, b, ...])"
+        return f"must be a list, got {brief(inp)} (write [a, b, ...])"
     if kind == "string_pattern_mismatch":
         pattern = err.get("ctx", {}).get("pattern", "")
-        return f"{inp!r} does not match {pattern}"
+        return f"{brief(inp)} does not match {pattern}"
     if kind == "too_short" and isinstance(inp, dict | list) and not inp:
         return "must not be empty"
     message = str(err["msg"])

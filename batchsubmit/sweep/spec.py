@@ -21,7 +21,7 @@ from typing import Any, Literal
 from pydantic import ValidationError
 
 from batchsubmit.errors import SpecError
-from batchsubmit.sweep.expand import iter_points
+from batchsubmit.sweep.expand import check_size, iter_points
 from batchsubmit.sweep.loader import LineMap, error_at, read_job_ids, read_spec
 from batchsubmit.sweep.plan import Plan, compile_plan
 from batchsubmit.sweep.render import placeholders
@@ -127,7 +127,8 @@ def load_spec(path: str | Path) -> SweepSpec:
 
     Raises SpecError naming the file, the line and the field of the first problem. Besides the
     schema, this renders and validates the first point, so a misspelt or missing request field
-    is caught here rather than at preflight. A spec with ``base.from_version`` has a partial
+    is caught here rather than at preflight, and refuses a random search of more than
+    ``expand.MAX_POINTS`` (10 000 000) points. A spec with ``base.from_version`` has a partial
     body until it is rebased on a version (``rebase``): its fields are checked one by one here."""
     raw = read_spec(path)
     where = str(raw.path)
@@ -150,6 +151,7 @@ def load_spec(path: str | Path) -> SweepSpec:
         job_id=jobs[0] if len(jobs) == 1 else None,
         partial=document.base.from_version is not None,
     )
+    check_size(plan)
     check_first_point(plan)
     return SweepSpec(
         name=document.name,
