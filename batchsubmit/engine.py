@@ -220,13 +220,16 @@ class Engine:
                 return
             attempts += 1
             async with self._slots:
+                # Paced first, then the intent: its time is the send time, from which a re-run
+                # waits the settle interval before concluding that a pending point's version
+                # does not exist (a Retry-After pause in between would cut that wait short).
+                sent_at = await self._limiter.acquire()
                 await self._ledger.write(
                     records.submitted(
                         key=point.key, index=point.index, attempt=attempts,
                         train_url=point.train_url,
                     )
                 )
-                sent_at = await self._limiter.acquire()
                 self._counters.bump(in_flight=1, requests=1)
                 try:
                     reply = await self._api.create_version(job_id, point.body)

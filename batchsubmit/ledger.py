@@ -533,6 +533,9 @@ def read_ledger(path: str | os.PathLike[str], *, slim: bool = False) -> LedgerSt
     where = os.fspath(path)
     try:
         with open(where, "rb") as file:
+            if not stat.S_ISREG(os.fstat(file.fileno()).st_mode):  # /dev/zero reads for ever
+                raise LedgerError("not a regular file: give a file path for the ledger",
+                                  path=where)
             return fold(file, path=where, slim=slim)
     except FileNotFoundError:
         return LedgerState(path=where)

@@ -141,6 +141,8 @@ class AdaptiveRateLimiter:
             self._pause_until = max(self._pause_until, now + retry_after)
         self._refill(now)
         self._tokens = 0.0  # the gateway's bucket is empty: no burst into it
+        # ...nor once the pause ends: tokens accrue from then on, not while everyone waits
+        self._last_refill = max(now, self._pause_until)
         self.throttles += 1
         if self._throttled_ever and sent_at < self._last_throttle:
             return  # sent before the last cut: that cut already accounted for it
