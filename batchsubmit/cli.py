@@ -73,5 +73,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BatchSubmitError as exc:
         print(f"batchsubmit: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except BaseExceptionGroup as group:  # a task group's failure: report the first of ours
+        ours = group.subgroup(lambda e: isinstance(e, BatchSubmitError))
+        if ours is None:
+            raise
+        first: BaseException = ours
+        while isinstance(first, BaseExceptionGroup):
+            first = first.exceptions[0]
+        print(f"batchsubmit: error: {first}", file=sys.stderr)
+        return EXIT_USAGE
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED

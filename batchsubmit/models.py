@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeAlias, TypeVar
 from pydantic import (
     AliasChoices,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StrictInt,
@@ -305,6 +306,10 @@ def _version_id(value: Any) -> Any:
 
 PositiveInt = Annotated[int, Field(ge=1)]
 
+# A version's id and name, as every response model reads them.
+VersionId = Annotated[PositiveInt, BeforeValidator(_version_id)]
+VersionName = Annotated[str, BeforeValidator(lambda value: "" if value is None else value)]
+
 
 def _param_text(value: Any) -> Any:
     if isinstance(value, bool):
@@ -332,22 +337,12 @@ class ErrorBody(_Response):
 class CreateVersionResponse(_Response):
     """Success body of create-version. ``version_id`` is the one field we cannot do without."""
 
-    version_id: PositiveInt
-    version_name: str = ""
+    version_id: VersionId
+    version_name: VersionName = ""
     job_id: int | None = None
     job_name: str | None = None
     status: int | None = None
     create_time: int | None = None
-
-    @field_validator("version_id", mode="before")
-    @classmethod
-    def _id(cls, value: Any) -> Any:
-        return _version_id(value)
-
-    @field_validator("version_name", mode="before")
-    @classmethod
-    def _name(cls, value: Any) -> Any:
-        return "" if value is None else value
 
     @field_validator("job_id", "status", "create_time", mode="before")
     @classmethod
@@ -360,8 +355,8 @@ class Version(BaseModel):
 
     model_config = _TOLERANT
 
-    version_id: PositiveInt
-    version_name: str = ""
+    version_id: VersionId
+    version_name: VersionName = ""
     pre_version_id: int | None = None
     status: int = 0
     create_time: int | None = None
@@ -384,16 +379,6 @@ class Version(BaseModel):
     log_url: str | None = None
     user_image_url: str | None = None
     user_command: str | None = None
-
-    @field_validator("version_id", mode="before")
-    @classmethod
-    def _id(cls, value: Any) -> Any:
-        return _version_id(value)
-
-    @field_validator("version_name", mode="before")
-    @classmethod
-    def _name(cls, value: Any) -> Any:
-        return "" if value is None else value
 
     @field_validator("status", mode="before")
     @classmethod

@@ -151,7 +151,8 @@ def summarize(state: LedgerState) -> Summary:
     )
 
 
-def _duration(seconds: float | None) -> str:
+def format_duration(seconds: float | None) -> str:
+    """A duration as people read it: 4.2 s, 3 min 5 s, 2 h 10 min."""
     if seconds is None:
         return "unknown"
     if seconds < 60:
@@ -211,7 +212,7 @@ def render_summary(summary: Summary, console: Console) -> None:
         ("not started", str(summary.not_started), ""),
         ("retries", str(summary.retries), ""),
         ("achieved rate", rate, "outcomes/s, first submit to last outcome"),
-        ("time taken", _duration(summary.elapsed_s), f"{summary.runs} run(s)"),
+        ("time taken", format_duration(summary.elapsed_s), f"{summary.runs} run(s)"),
         ("last run", _last_run(summary), ""),
     ]
     for label, value, note in rows:

@@ -10,9 +10,8 @@ from typing import Any
 
 import anyio
 
-from batchsubmit.errors import BatchSubmitError
-from batchsubmit.logs import configure_logging
-from batchsubmit.runner import EXIT_INTERRUPTED, EXIT_USAGE, RunOptions, run_sweep
+from batchsubmit.logs import logging_for_command
+from batchsubmit.runner import EXIT_INTERRUPTED, RunOptions, run_sweep
 
 DESCRIPTION = """\
 Create one training-job version per point of SPEC, concurrently, within a requests-per-second
@@ -80,10 +79,6 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    log_file = configure_logging(
-        fmt=args.log_format, log_file=args.log_file,
-        level=logging.WARNING if args.quiet else logging.INFO,
-    )
     options = RunOptions(
         spec=args.spec, endpoint=args.endpoint, project_id=args.project_id, job_id=args.job_id,
         ledger=args.ledger, rate=args.rate, concurrency=args.concurrency,
@@ -91,22 +86,12 @@ def run(args: argparse.Namespace) -> int:
         settle=args.settle, quiet=args.quiet, watch=args.watch,
         watch_interval=args.watch_interval,
     )
+    level = logging.WARNING if args.quiet else logging.INFO
     try:
-        result = anyio.run(run_sweep, options, backend="asyncio")
-    except BaseExceptionGroup as group:  # a task group's failure: report the first of ours
-        ours = group.subgroup(lambda e: isinstance(e, BatchSubmitError))
-        if ours is None:
-            raise
-        first = ours.exceptions[0]
-        while isinstance(first, BaseExceptionGroup):
-            first = first.exceptions[0]
-        print(f"batchsubmit: error: {first}", file=sys.stderr)
-        return EXIT_USAGE
+        with logging_for_command(fmt=args.log_format, level=level, log_file=args.log_file):
+            result = anyio.run(run_sweep, options, backend="asyncio")
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
-    finally:
-        if log_file is not None:
-            log_file.close()
     if result.message:
         print(f"batchsubmit: {result.message}", file=sys.stderr)
     return result.exit_code

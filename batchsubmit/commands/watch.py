@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import logging
 import os
 import signal
 import sys
@@ -17,10 +16,10 @@ import anyio
 from rich.console import Console
 
 from batchsubmit.auth import Credentials, NoCredentials, credentials_from_env
-from batchsubmit.errors import BatchSubmitError, UsageError
+from batchsubmit.errors import UsageError
 from batchsubmit.ledger import read_ledger
 from batchsubmit.limiter import AdaptiveRateLimiter
-from batchsubmit.logs import configure_logging
+from batchsubmit.logs import logging_for_command
 from batchsubmit.watch import (
     DEFAULT_INTERVAL,
     EXIT_INTERRUPTED,
@@ -90,23 +89,12 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Watch until every version stops; the exit code says how they ended."""
-    log_file = configure_logging(fmt=args.log_format, log_file=args.log_file, level=logging.INFO)
     try:
-        plan = _plan(args, os.environ)
-        result = anyio.run(_watch, plan, backend="asyncio")
-    except BaseExceptionGroup as group:  # the task group's: report the first error of ours
-        ours = group.subgroup(lambda e: isinstance(e, BatchSubmitError))
-        if ours is None:
-            raise
-        first: BaseException = ours
-        while isinstance(first, BaseExceptionGroup):
-            first = first.exceptions[0]
-        raise first from None  # cli.main prints it and exits 2
+        with logging_for_command(fmt=args.log_format, log_file=args.log_file):
+            plan = _plan(args, os.environ)
+            result = anyio.run(_watch, plan, backend="asyncio")
     except KeyboardInterrupt:
         result = _interrupted()
-    finally:
-        if log_file is not None:
-            log_file.close()
     if result.message:
         print(f"batchsubmit: {result.message}", file=sys.stderr)
     return result.exit_code

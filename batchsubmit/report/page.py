@@ -8,7 +8,7 @@ from batchsubmit import __version__
 from batchsubmit.report import charts
 from batchsubmit.report.data import STATE_NOTES, STATES, PointView, ReportData
 from batchsubmit.report.svg import esc
-from batchsubmit.summary import next_steps
+from batchsubmit.summary import format_duration, next_steps
 
 __all__ = ["render_html"]
 
@@ -56,18 +56,6 @@ footer { margin-top: 40px; color: var(--muted); font-size: 12px; }
 """
 
 
-def _duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "unknown"
-    if seconds < 60:
-        return f"{seconds:.1f} s"
-    minutes, secs = divmod(seconds, 60)
-    if minutes < 60:
-        return f"{int(minutes)} min {secs:.0f} s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{int(hours)} h {int(minutes)} min"
-
-
 def _card(name: str, value: object, tone: str = "") -> str:
     tone = f" {tone}" if tone else ""
     return (
@@ -112,7 +100,7 @@ def _headline(data: ReportData) -> str:
         _card("found on the server", s.reconciled),
         _card("throttled (429)", "unknown" if data.throttled is None else data.throttled),
         _card("achieved rate", rate),
-        _card("time taken", _duration(s.elapsed_s)),
+        _card("time taken", format_duration(s.elapsed_s)),
     ]
     if s.statuses:
         completed = s.statuses.get("COMPLETED", 0)
@@ -257,7 +245,7 @@ def _training_failures(data: ReportData) -> str:
     rows = [
         (
             p.index, p.key, p.version_id, p.status_name,
-            _duration(None if p.duration_ms is None else p.duration_ms / 1000),
+            format_duration(None if p.duration_ms is None else p.duration_ms / 1000),
             ", ".join(f"{label}={value}" for label, value in p.parameter),
         )
         for p in data.training_failures[:MAX_TABLE_ROWS]
