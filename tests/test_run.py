@@ -231,3 +231,28 @@ async def test_a_sweep_too_big_to_send_is_refused_before_anything(tmp_path: Path
     with pytest.raises(SpecError, match="12,000,000 points"):
         await run_sweep(RunOptions(spec=spec, ledger=ledger, quiet=True))
     assert not ledger.exists()
+
+
+async def test_ctrl_c_finishes_requests_in_flight_and_exits_130(tmp_path: Path) -> None:
+    """SIGINT mid-run: no new points, in-flight outcomes and run_finished written, exit 130."""
+    spec = write_spec(tmp_path / "s.json", a=10, b=10)
+    ledger = tmp_path / "s.ledger.jsonl"
+    config = EmulatorConfig(
+        project_id=PROJECT, auth="token", tokens=(SecretStr("tok-9"),), latency_ms=100
+    )
+    env = {"MODELARTS_TOKEN": "tok-9", "HUAWEICLOUD_SDK_AK": "", "HUAWEICLOUD_SDK_SK": ""}
+    async with run_emulator(config) as emu:
+        proc = cli("run", str(spec), "--endpoint", emu.url, "--ledger", str(ledger),
+                   "--rate", "20", "--concurrency", "4", "--quiet", env=env, capture=False)
+        try:
+            await wait_for_lines(ledger, 20, proc)
+            proc.send_signal(signal.SIGINT)
+        finally:
+            code = await anyio.to_thread.run_sync(proc.wait)
+        creates = emu.counters["creates"]
+    assert code == 130
+    state = read_ledger(ledger)
+    assert not state.pending  # every request in flight got its outcome line
+    assert len(state.outcomes) == creates < 100
+    last = state.spans[-1].finished
+    assert last is not None and last["interrupted"] is True
