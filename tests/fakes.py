@@ -2,7 +2,32 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import anyio.lowlevel
+
+DROP = object()  # in a table of mutations: "remove this field"
+
+# The create-version example of the contract (shared/spec/create-training-job-version.md).
+EXAMPLE: dict[str, Any] = {
+    "job_desc": "This is a ModelArts job",
+    "config": {
+        "worker_server_num": 1,
+        "app_url": "/usr/app/",
+        "boot_file_url": "/usr/app/boot.py",
+        "parameter": [
+            {"label": "learning_rate", "value": "0.01"},
+            {"label": "batch_size", "value": "32"},
+        ],
+        "dataset_id": "38277e62-9e59-48f4-8d89-c8cf41622c24",
+        "dataset_version_id": "2ff0d6ba-c480-45ae-be41-09a8369bfc90",
+        "spec_id": 1,
+        "engine_id": 1,
+        "train_url": "/usr/train/",
+        "log_url": "/usr/log/",
+        "pre_version_id": 20,  # the emulator's seeded job 10 starts with version 20
+    },
+}
 
 
 class FakeClock:

@@ -22,27 +22,8 @@ from pydantic import ValidationError
 from batchsubmit.emulator import DEFAULT_PROJECT_ID, run_emulator
 from batchsubmit.emulator.validation import Rejection, validate_version_body
 from batchsubmit.models import CreateVersionRequest, describe_validation_error
+from tests.fakes import DROP, EXAMPLE
 
-DROP = object()
-EXAMPLE: dict[str, Any] = {
-    "job_desc": "This is a ModelArts job",
-    "config": {
-        "worker_server_num": 1,
-        "app_url": "/usr/app/",
-        "boot_file_url": "/usr/app/boot.py",
-        "parameter": [
-            {"label": "learning_rate", "value": "0.01"},
-            {"label": "batch_size", "value": "32"},
-        ],
-        "dataset_id": "38277e62-9e59-48f4-8d89-c8cf41622c24",
-        "dataset_version_id": "2ff0d6ba-c480-45ae-be41-09a8369bfc90",
-        "spec_id": 1,
-        "engine_id": 1,
-        "train_url": "/usr/train/",
-        "log_url": "/usr/log/",
-        "pre_version_id": 20,  # the emulator's seeded job 10 starts with version 20
-    },
-}
 MODEL_ONLY = {"config.app_url": DROP, "config.boot_file_url": DROP, "config.model_id": 3}
 NO_DATASET = {"config.dataset_id": DROP, "config.dataset_version_id": DROP}
 OBS = {"type": "obs", "data_url": "/bucket/data/"}

@@ -41,30 +41,11 @@ from batchsubmit.emulator import (
     signature,
 )
 from batchsubmit.emulator.throttle import TokenBucket
+from tests.fakes import DROP, EXAMPLE
 
 PID = DEFAULT_PROJECT_ID
 EPOCH_2024 = 1_704_067_200.0  # 2024-01-01T00:00:00Z, the date of auth.md's test vectors
 AK, SK = "AKTESTAKTESTAKTEST", "SKtestSKtestSKtestSKtestSKtestSKtestSKte"
-DROP = object()
-EXAMPLE: dict[str, Any] = {
-    "job_desc": "This is a ModelArts job",
-    "config": {
-        "worker_server_num": 1,
-        "app_url": "/usr/app/",
-        "boot_file_url": "/usr/app/boot.py",
-        "parameter": [
-            {"label": "learning_rate", "value": "0.01"},
-            {"label": "batch_size", "value": "32"},
-        ],
-        "dataset_id": "38277e62-9e59-48f4-8d89-c8cf41622c24",
-        "dataset_version_id": "2ff0d6ba-c480-45ae-be41-09a8369bfc90",
-        "spec_id": 1,
-        "engine_id": 1,
-        "train_url": "/usr/train/",
-        "log_url": "/usr/log/",
-        "pre_version_id": 20,
-    },
-}
 
 
 class FakeClock:
