@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import anyio.lowlevel
@@ -28,6 +29,25 @@ EXAMPLE: dict[str, Any] = {
         "pre_version_id": 20,  # the emulator's seeded job 10 starts with version 20
     },
 }
+
+
+def body_with(
+    changes: dict[str, Any] | None = None, base: dict[str, Any] = EXAMPLE
+) -> dict[str, Any]:
+    """A copy of ``base`` with dotted paths ("config.parameter.0.label") set, or removed by DROP."""
+    body = copy.deepcopy(base)
+    for path, value in (changes or {}).items():
+        *parents, last = path.split(".")
+        node: Any = body
+        for key in parents:
+            node = node[int(key)] if isinstance(node, list) else node[key]
+        if value is DROP:
+            del node[last]
+        elif isinstance(node, list):
+            node[int(last)] = value
+        else:
+            node[last] = value
+    return body
 
 
 class FakeClock:

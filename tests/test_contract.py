@@ -22,7 +22,7 @@ from pydantic import ValidationError
 from batchsubmit.emulator import DEFAULT_PROJECT_ID, run_emulator
 from batchsubmit.emulator.validation import Rejection, validate_version_body
 from batchsubmit.models import CreateVersionRequest, describe_validation_error
-from tests.fakes import DROP, EXAMPLE
+from tests.fakes import DROP, body_with
 
 MODEL_ONLY = {"config.app_url": DROP, "config.boot_file_url": DROP, "config.model_id": 3}
 NO_DATASET = {"config.dataset_id": DROP, "config.dataset_version_id": DROP}
@@ -31,22 +31,6 @@ DATASET = {"type": "dataset", "dataset_id": "a", "dataset_version": "b"}
 INVALID_ARGUMENT, INVALID_VALUE = "ModelArts.0101", "ModelArts.0107"
 INVALID_PARAM, INVALID_OBS_PATH = "ModelArts.2788", "ModelArts.2791"
 
-
-def body_with(changes: dict[str, Any]) -> dict[str, Any]:
-    """A copy of the example with dotted paths ("config.parameter.0.label") set, or DROPped."""
-    body = copy.deepcopy(EXAMPLE)
-    for path, value in changes.items():
-        *parents, last = path.split(".")
-        node: Any = body
-        for key in parents:
-            node = node[int(key)] if isinstance(node, list) else node[key]
-        if value is DROP:
-            del node[last]
-        elif isinstance(node, list):
-            node[int(last)] = value
-        else:
-            node[last] = value
-    return body
 
 
 # (id, mutation, the emulator's error code, the field both sides must name)

@@ -6,7 +6,6 @@ buckets), so nothing here sleeps to wait for a state change.
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import hmac
 import json
@@ -41,7 +40,7 @@ from batchsubmit.emulator import (
     signature,
 )
 from batchsubmit.emulator.throttle import TokenBucket
-from tests.fakes import DROP, EXAMPLE
+from tests.fakes import DROP, EXAMPLE, body_with
 
 PID = DEFAULT_PROJECT_ID
 EPOCH_2024 = 1_704_067_200.0  # 2024-01-01T00:00:00Z, the date of auth.md's test vectors
@@ -81,24 +80,6 @@ async def serve(clock: Callable[[], float], **knobs: Any) -> AsyncIterator[Emula
 def versions_url(emu: Emulator, job_id: int | str = 10, suffix: str = "") -> str:
     return f"{emu.url}/v1/{PID}/training-jobs/{job_id}/versions{suffix}"
 
-
-def body_with(
-    changes: dict[str, Any] | None = None, base: dict[str, Any] = EXAMPLE
-) -> dict[str, Any]:
-    """A copy of ``base`` with dotted paths ("config.parameter.0.label") set, or removed by DROP."""
-    body = copy.deepcopy(base)
-    for path, value in (changes or {}).items():
-        *parents, last = path.split(".")
-        node: Any = body
-        for key in parents:
-            node = node[int(key)] if isinstance(node, list) else node[key]
-        if value is DROP:
-            del node[last]
-        elif isinstance(node, list):
-            node[int(last)] = value
-        else:
-            node[last] = value
-    return body
 
 
 async def post_json(

@@ -6,7 +6,6 @@ Pure tests, no event loop. Bodies are mutations of the spec's own example
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 import pytest
@@ -24,7 +23,7 @@ from batchsubmit.models import (
     VersionList,
     describe_validation_error,
 )
-from tests.fakes import DROP, EXAMPLE
+from tests.fakes import DROP, EXAMPLE, body_with
 
 MODEL_ONLY = {"config.app_url": DROP, "config.boot_file_url": DROP, "config.engine_id": DROP,
               "config.model_id": 3}
@@ -32,22 +31,6 @@ NO_DATASET = {"config.dataset_id": DROP, "config.dataset_version_id": DROP}
 OBS = {"type": "obs", "data_url": "/bucket/data/"}
 DATASET = {"type": "dataset", "dataset_id": "a", "dataset_version": "b"}
 
-
-def body_with(changes: dict[str, Any] | None = None) -> dict[str, Any]:
-    """A copy of the example with dotted paths ("config.parameter.0.label") set, or DROPped."""
-    body = copy.deepcopy(EXAMPLE)
-    for path, value in (changes or {}).items():
-        *parents, last = path.split(".")
-        node: Any = body
-        for key in parents:
-            node = node[int(key)] if isinstance(node, list) else node[key]
-        if value is DROP:
-            del node[last]
-        elif isinstance(node, list):
-            node[int(last)] = value
-        else:
-            node[last] = value
-    return body
 
 
 def problems(body: Any) -> list[tuple[str, str]]:
