@@ -1,0 +1,182 @@
+"""Ledger records: the field contract, the builders, encoding and checking. Pure."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from types import NoneType
+from typing import Any, Final, Literal
+
+from pydantic import SecretBytes, SecretStr
+
+#: The fields of each record, in the order they are written ("event" before, "ts" after).
+RECORD_FIELDS: Final[Mapping[str, tuple[str, ...]]] = {
+    "run_started": ("sweep", "spec_sha256", "total", "settings"),
+    "submitted": ("key", "index", "attempt", "train_url"),
+    "succeeded": (
+        "key", "index", "version_id", "version_name", "parameter", "train_url", "attempts",
+        "reconciled", "latency_ms",
+    ),
+    "failed": (
+        "key", "index", "error_code", "error_message", "http_status", "request_id", "attempts",
+    ),
+    "run_finished": ("counts", "interrupted"),
+    "status": ("key", "version_id", "status", "status_name", "duration_ms"),
+}  # fmt: skip
+
+_TYPES: Final[Mapping[str, tuple[type, ...]]] = {
+    "sweep": (str,), "spec_sha256": (str,), "total": (int,), "settings": (dict,),
+    "key": (str,), "index": (int,), "attempt": (int,), "train_url": (str,),
+    "version_id": (int,), "version_name": (str,), "parameter": (list,), "attempts": (int,),
+    "reconciled": (bool,), "latency_ms": (int, float, NoneType),
+    "error_code": (str, NoneType), "error_message": (str,), "http_status": (int, NoneType),
+    "request_id": (str, NoneType), "counts": (dict,), "interrupted": (bool,), "ts": (str,),
+    "status": (int,), "status_name": (str,), "duration_ms": (int, float, NoneType),
+}  # fmt: skip
+
+Outcome = Literal["succeeded", "failed", "pending"]
+
+
+# --- records -------------------------------------------------------------------------------------
+
+
+def timestamp(when: datetime | None = None) -> str:
+    """ISO-8601 UTC with milliseconds, as every record's ``ts``: ``2026-11-26T23:01:02.345Z``."""
+    when = datetime.now(UTC) if when is None else when.astimezone(UTC)
+    return when.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _record(event: str, ts: str | None, **fields: Any) -> dict[str, Any]:
+    return {"event": event, **fields, "ts": timestamp() if ts is None else ts}
+
+
+def run_started(
+    *,
+    sweep: str,
+    spec_sha256: str,
+    total: int,
+    settings: Mapping[str, Any],
+    ts: str | None = None,
+) -> dict[str, Any]:
+    """The first line of every run: which sweep, which spec, how many points, with what settings."""
+    return _record(
+        "run_started", ts, sweep=sweep, spec_sha256=spec_sha256, total=total,
+        settings=dict(settings),
+    )  # fmt: skip
+
+
+def submitted(
+    *, key: str, index: int, attempt: int, train_url: str, ts: str | None = None
+) -> dict[str, Any]:
+    """The intent: made durable before the create request is sent."""
+    return _record("submitted", ts, key=key, index=index, attempt=attempt, train_url=train_url)
+
+
+def succeeded(
+    *,
+    key: str,
+    index: int,
+    version_id: int,
+    version_name: str,
+    parameter: Sequence[tuple[str, str]],
+    train_url: str,
+    attempts: int,
+    reconciled: bool,
+    latency_ms: float | None,
+    ts: str | None = None,
+) -> dict[str, Any]:
+    """The point's version exists (created now, or found on the server: ``reconciled``)."""
+    return _record(
+        "succeeded", ts, key=key, index=index, version_id=version_id, version_name=version_name,
+        parameter=[{"label": label, "value": value} for label, value in parameter],
+        train_url=train_url, attempts=attempts, reconciled=reconciled, latency_ms=latency_ms,
+    )  # fmt: skip
+
+
+def failed(
+    *,
+    key: str,
+    index: int,
+    error_code: str | None,
+    error_message: str,
+    http_status: int | None,
+    request_id: str | None,
+    attempts: int,
+    ts: str | None = None,
+) -> dict[str, Any]:
+    """The point failed for good (or ran out of attempts); ``http_status`` None: no answer."""
+    return _record(
+        "failed", ts, key=key, index=index, error_code=error_code, error_message=error_message,
+        http_status=http_status, request_id=request_id, attempts=attempts,
+    )  # fmt: skip
+
+
+def run_finished(
+    *, counts: Mapping[str, int], interrupted: bool, ts: str | None = None
+) -> dict[str, Any]:
+    """The last line of a run that ended on its own terms (done, halted or Ctrl-C)."""
+    return _record("run_finished", ts, counts=dict(counts), interrupted=interrupted)
+
+
+def status(
+    *,
+    key: str,
+    version_id: int,
+    status: int,
+    status_name: str,
+    duration_ms: float | None,
+    ts: str | None = None,
+) -> dict[str, Any]:
+    """The training status of a point's version changed (``batchsubmit watch`` saw it)."""
+    return _record(
+        "status", ts, key=key, version_id=version_id, status=status, status_name=status_name,
+        duration_ms=duration_ms,
+    )  # fmt: skip
+
+
+def _refuse(value: object) -> object:
+    if isinstance(value, SecretStr | SecretBytes):
+        raise TypeError("a secret must never reach the ledger: leave it out of the record")
+    raise TypeError(f"cannot write a {type(value).__name__} to the ledger: use JSON types")
+
+
+def encode(record: Mapping[str, Any]) -> bytes:
+    """One line of compact, ASCII-only JSON ending in ``\\n`` (no other line break can occur)."""
+    text = json.dumps(record, separators=(",", ":"), allow_nan=False, default=_refuse)
+    return text.encode("ascii") + b"\n"
+
+
+def check_record(record: object) -> dict[str, Any]:
+    """The record if it has a known event and every field of it, with the right type.
+
+    Raises ValueError naming what is wrong. Extra fields are allowed (newer writers may add some).
+    """
+    if not isinstance(record, dict):
+        raise ValueError(f"a record is a JSON object, not {type(record).__name__}")
+    event = record.get("event")
+    schema = _SCHEMA.get(event) if type(event) is str else None
+    if schema is None:
+        raise ValueError(f"unknown event {event!r}: expected one of {', '.join(RECORD_FIELDS)}")
+    for name, exact in schema:
+        try:
+            value = record[name]
+        except KeyError:
+            raise ValueError(f"{event} record without {name!r}") from None
+        if type(value) not in exact and not _loosely(value, _TYPES[name]):
+            kinds = " or ".join("null" if t is NoneType else t.__name__ for t in _TYPES[name])
+            raise ValueError(f"{event}.{name} is {value!r}; expected {kinds}")
+    return record
+
+
+def _loosely(value: object, allowed: tuple[type, ...]) -> bool:
+    """Subclasses (an IntEnum, a str enum) pass too; but a bool is not an int here."""
+    return isinstance(value, allowed) and (type(value) is not bool or bool in allowed)
+
+
+# exact JSON types per field, the fast path for lines read back: (name, types) per event
+_SCHEMA: Final[Mapping[str, tuple[tuple[str, frozenset[type]], ...]]] = {
+    event: tuple((name, frozenset(_TYPES[name])) for name in (*names, "ts"))
+    for event, names in RECORD_FIELDS.items()
+}
+_NAMES: Final[Mapping[str, str]] = {name: name for name in _TYPES}  # one copy of each field name
