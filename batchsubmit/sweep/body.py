@@ -100,7 +100,23 @@ def merge_by_label(
 
 
 
-class BodyCompiler:
+class Located:
+    """Errors and rendered values that point at the spec file's line for a key path."""
+
+    where: str
+    lines: LineMap
+
+    def error(self, message: str, path: KeyPath) -> SpecError:
+        return error_at(self.where, self.lines, message, path)
+
+    def value(self, raw: object, path: KeyPath) -> str:
+        try:
+            return render(raw)
+        except ValueError as exc:
+            raise self.error(str(exc), path) from None
+
+
+class BodyCompiler(Located):
     """Compiles ``base`` for a sweep whose swept labels (spec order) are ``labels``."""
 
     def __init__(
@@ -122,14 +138,6 @@ class BodyCompiler:
         self.positions = {"index": "0", "key": "1"}
         self.positions.update({label: f"{2 + i}[1]" for i, label in enumerate(labels)})
 
-    def error(self, message: str, path: KeyPath) -> SpecError:
-        return error_at(self.where, self.lines, message, path)
-
-    def value(self, raw: object, path: KeyPath) -> str:
-        try:
-            return render(raw)
-        except ValueError as exc:
-            raise self.error(str(exc), path) from None
 
     def fixed(self, config: Mapping[str, Any]) -> None:
         raw = config.get("parameter")

@@ -346,12 +346,7 @@ def _walk_yaml(
             if key == "<<" and key_node.tag == "tag:yaml.org,2002:merge":
                 continue
             if key in seen:
-                raise SpecError(
-                    f"duplicate key {key!r} (first on line {seen[key]}): keep one of them",
-                    path=where,
-                    line=line,
-                    field=dotted((*path, key)),
-                )
+                raise _duplicate_key(key, seen[key], line, where, path)
             seen[key] = line
             lines.setdefault((*path, key), line)
             _walk_yaml(value_node, (*path, key), lines, where, active)
@@ -398,12 +393,7 @@ def _parse_json(text: str, where: str) -> tuple[Any, LineMap]:
                 line = line_of(pos)
                 key, pos = json.decoder.scanstring(text, pos + 1)  # type: ignore[attr-defined]
                 if key in seen:
-                    raise SpecError(
-                        f"duplicate key {key!r} (first on line {seen[key]}): keep one of them",
-                        path=where,
-                        line=line,
-                        field=dotted((*path, key)),
-                    )
+                    raise _duplicate_key(key, seen[key], line, where, path)
                 seen[key] = line
                 lines[(*path, key)] = line
                 pos = _WS.match(text, pos).end() + 1  # type: ignore[union-attr]  # the ':'
@@ -469,3 +459,11 @@ def _parse_toml(text: str, where: str) -> tuple[Any, LineMap]:
         return None
 
     return data, LineMap(finder=find)
+
+
+def _duplicate_key(key: str, first: int, line: int, where: str, path: KeyPath) -> SpecError:
+    """The same key twice in one mapping: both YAML and JSON would silently keep the last."""
+    return SpecError(
+        f"duplicate key {key!r} (first on line {first}): keep one of them",
+        path=where, line=line, field=dotted((*path, key)),
+    )

@@ -20,10 +20,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from batchsubmit.errors import SpecError
-from batchsubmit.sweep.body import RESERVED, Body, compile_body
+from batchsubmit.sweep.body import RESERVED, Body, Located, compile_body
 from batchsubmit.sweep.loader import KeyPath, LineMap, dotted, error_at
 from batchsubmit.sweep.render import Template, json_escape
-from batchsubmit.sweep.render import render_value as render
 from batchsubmit.sweep.sampling import Dim, compile_dimension
 from batchsubmit.sweep.schema import SpecFile, suggest
 
@@ -153,18 +152,10 @@ def _grouped(constraints: list[dict[int, tuple[str, str]]]) -> tuple[Match, ...]
     )
 
 
-class _Compiler:
+class _Compiler(Located):
     def __init__(self, doc: SpecFile, data: Mapping[str, Any], where: str, lines: LineMap):
         self.doc, self.data, self.where, self.lines = doc, data, where, lines
 
-    def error(self, message: str, path: KeyPath) -> SpecError:
-        return error_at(self.where, self.lines, message, path)
-
-    def value(self, raw: object, path: KeyPath) -> str:
-        try:
-            return render(raw)
-        except ValueError as exc:
-            raise self.error(str(exc), path) from None
 
     # -- labels and axes ------------------------------------------------------------------
 
