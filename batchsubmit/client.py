@@ -310,10 +310,14 @@ class ModelArtsClient:
                 allow_redirects=False,
             ) as response:
                 sent = True
-                raw = await _read_capped(response.content, _MAX_BODY + 1)
+                size = response.content_length
+                if size is not None and size <= _MAX_BODY:
+                    raw = await response.read()  # the usual reply: small, of a known length
+                else:
+                    raw = await _read_capped(response.content, _MAX_BODY + 1)
                 status = response.status
                 # Case-insensitive: aiohttp spells known names its own way ("X-Request-ID").
-                reply_headers = response.headers.copy()
+                reply_headers = response.headers
         except aiohttp.RedirectClientError as exc:  # a reply came (redirects are not followed)
             raise self._unknown(method, path, exc, sent=True) from exc
         except _NOT_SENT as exc:

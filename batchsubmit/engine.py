@@ -17,7 +17,7 @@ worker (five refusals in a row lock an AK for five minutes).
 from __future__ import annotations
 
 import random
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from time import monotonic
 from typing import Any, Protocol
@@ -88,10 +88,6 @@ class _Counters:
         self.total = self.skipped = self.succeeded = self.failed = self.reconciled = 0
         self.unresolved = self.in_flight = self.retrying = self.requests = 0
 
-    def bump(self, **deltas: int) -> None:
-        for name, delta in deltas.items():
-            setattr(self, name, getattr(self, name) + delta)
-
     def snapshot(self, *, throttled: int, rate: float) -> EngineStats:
         return EngineStats(
             **{name: getattr(self, name) for name in self.__slots__},
@@ -122,7 +118,7 @@ class Engine:
         self._limiter = limiter
         self._reconcilers = reconcilers
         self._concurrency = max(1, concurrency)
-        self._slots = anyio.CapacityLimiter(self._concurrency)  # requests in flight
+        self._slots = anyio.Semaphore(self._concurrency, fast_acquire=True)  # in flight
         self._max_attempts = max(1, max_attempts)
         self._backoff = backoff or Backoff()
         self._window = failure_window or FailureWindow()
@@ -159,7 +155,7 @@ class Engine:
         self._counters.total = total
 
     def count_skipped(self, n: int = 1) -> None:
-        self._counters.bump(skipped=n)
+        self._counters.skipped += n
 
     def interrupt(self) -> None:
         """Stop taking new points (Ctrl-C); requests in flight finish and are recorded."""
@@ -184,23 +180,23 @@ class Engine:
         await self.submit(*first)  # alone: a canary for the credentials
         if self._stop.is_set():
             return
-        # Points waiting out a backoff or a reconciliation hold no request slot: the cap on
-        # requests in flight is a limiter around the create call, and a bounded number of
-        # points (a few per slot) is open at once, so memory stays flat.
-        open_points = anyio.Semaphore(self._concurrency * _POINTS_PER_SLOT)
+        # A fixed crew of workers pulls points from one iterator, a few workers per request
+        # slot: a point waiting out a backoff or a reconciliation holds no slot (the slots guard
+        # the create call alone), and no more points than workers are open, so memory stays
+        # flat. A crew rather than a task per point: spawning one costs as much as the rest of
+        # the engine's work on it.
+        workers = self._concurrency * _POINTS_PER_SLOT
+        if self._counters.total:  # no more workers than points
+            workers = min(workers, self._counters.total)
         async with anyio.create_task_group() as tg:
-            for item in iterator:
-                if self._stop.is_set():
-                    break
-                await open_points.acquire()
-                tg.start_soon(self._point, item, open_points)
+            for _ in range(workers):
+                tg.start_soon(self._work, iterator)
 
-    async def _point(self, item: Item, open_points: anyio.Semaphore) -> None:
-        try:
-            if not self._stop.is_set():
-                await self.submit(*item)
-        finally:
-            open_points.release()
+    async def _work(self, items: Iterator[Item]) -> None:
+        for item in items:  # shared: each item goes to one worker
+            if self._stop.is_set():
+                return
+            await self.submit(*item)
 
     # -- one point --------------------------------------------------------------------------
 
@@ -230,14 +226,16 @@ class Engine:
                         train_url=point.train_url,
                     )
                 )
-                self._counters.bump(in_flight=1, requests=1)
+                counters = self._counters
+                counters.in_flight += 1
+                counters.requests += 1
                 try:
                     reply = await self._api.create_version(job_id, point.body)
                 except BatchSubmitError as exc:
                     error: BatchSubmitError = exc
                     reply = None
                 finally:
-                    self._counters.bump(in_flight=-1)
+                    counters.in_flight -= 1
             if reply is not None:
                 self._limiter.on_success()
                 self._window.record(False)
@@ -288,7 +286,7 @@ class Engine:
                 )
             except BatchSubmitError as exc:
                 log.error("batchsubmit.submit.unreconciled", key=point.key, error=str(exc))
-                self._counters.bump(unresolved=1)
+                self._counters.unresolved += 1
                 if exc.disposition is Disposition.ABORT:
                     self.abort_error = self.abort_error or exc
                     self._stop.set()
@@ -307,11 +305,11 @@ class Engine:
             return False  # halting or interrupted: the intent stays pending for the next run
         delay = self._backoff.delay(attempt_in_run, error, random=self._rng.random)
         log.info("batchsubmit.submit.retry_scheduled", wait=round(delay, 3), **fields)
-        self._counters.bump(retrying=1)
+        self._counters.retrying += 1
         try:
             await self._sleep(delay)
         finally:
-            self._counters.bump(retrying=-1)
+            self._counters.retrying -= 1
         return True
 
     async def _succeed(
@@ -326,11 +324,8 @@ class Engine:
                 latency_ms=None if latency_ms is None else round(latency_ms, 1),
             )
         )
-        self._counters.bump(succeeded=1, reconciled=int(reconciled))
-        log.debug(
-            "batchsubmit.submit.accepted", key=point.key, version_id=version_id,
-            reconciled=reconciled,
-        )
+        self._counters.succeeded += 1
+        self._counters.reconciled += reconciled
 
     async def _fail(self, point: Point, error: BatchSubmitError, attempts: int) -> None:
         api = error if isinstance(error, APIError) else None
@@ -343,5 +338,5 @@ class Engine:
                 attempts=attempts,
             )
         )
-        self._counters.bump(failed=1)
+        self._counters.failed += 1
 

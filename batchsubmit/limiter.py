@@ -59,7 +59,8 @@ class AdaptiveRateLimiter:
         self._burst_seconds = burst_seconds
         self._clock = clock
         self._sleep = sleep
-        self._lock = anyio.Lock()  # FIFO: one waiter sleeps for the next token at a time
+        # FIFO: one waiter sleeps for the next token at a time; no checkpoint when uncontended
+        self._lock = anyio.Lock(fast_acquire=True)
         now = clock()
         self._rate = self.ceiling
         # Start a little short of a full bucket: the gateway's is full too, and a margin of a

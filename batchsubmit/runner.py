@@ -45,6 +45,7 @@ from batchsubmit.sweep import (
     rebase,
 )
 from batchsubmit.sweep.expand import MAX_POINTS
+from batchsubmit.sweep.schema import MAX_CONCURRENCY
 from batchsubmit.watch import WatchResult, watch_ledger
 
 __all__ = ["RunOptions", "RunResult", "run_sweep"]
@@ -143,6 +144,11 @@ def resolve(spec: SweepSpec, options: RunOptions, env: Mapping[str, str]) -> Set
                                ("--timeout", options.timeout, 0.001)):
         if value < least:
             raise UsageError(f"{name} must be at least {least}, got {value}")
+    if concurrency > MAX_CONCURRENCY:
+        raise UsageError(
+            f"--concurrency must be at most {MAX_CONCURRENCY:,}, got {concurrency:,}: the engine "
+            "keeps a few points open per request slot, and no job takes that many at once"
+        )
     return Settings(
         endpoint=endpoint, project_id=project_id, job_id=job_ids[0], job_ids=job_ids,
         rate=rate, concurrency=concurrency, max_attempts=attempts, timeout=options.timeout,

@@ -114,6 +114,8 @@ def test_timestamps_are_utc_with_milliseconds() -> None:
     assert ledger.timestamp(local) == "2026-11-26T23:01:02.345Z"
     now = ledger.submitted(key="k", index=0, attempt=1, train_url="u")["ts"]
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", now)
+    written = datetime.fromisoformat(now.replace("Z", "+00:00"))
+    assert abs((datetime.now(UTC) - written).total_seconds()) < 2  # the clock, in UTC
 
 
 def test_parameters_are_written_as_label_value_objects() -> None:
@@ -681,8 +683,8 @@ async def test_a_cancelled_flusher_still_completes_its_batch(tmp_path: Path) -> 
     assert [r["key"] for r in file_records(path)] == ["k0", "k1", "k2"]
 
 
-async def test_closing_writes_lines_whose_writers_were_all_cancelled(tmp_path: Path) -> None:
-    """A batch left without waiters is written when the writer closes, not lost."""
+async def test_a_batch_whose_writers_were_all_cancelled_is_still_written(tmp_path: Path) -> None:
+    """The writer of a batch is shielded: the others in it count on it, cancelled or not."""
     path = tmp_path / "s.jsonl"
     gate = GatedSync()
     scopes = [anyio.CancelScope() for _ in range(3)]
@@ -702,8 +704,9 @@ async def test_closing_writes_lines_whose_writers_were_all_cancelled(tmp_path: P
             scopes[2].cancel()
             await anyio.wait_all_tasks_blocked()
             gate.release.set()
-        assert writer.pending == 2
-    assert [r["key"] for r in file_records(path)] == ["k0", "k1", "k2"]
+        assert writer.pending == 0  # written before the close, by the cancelled k1
+        assert [r["key"] for r in file_records(path)] == ["k0", "k1", "k2"]
+        assert all(scope.cancelled_caught for scope in scopes[1:])
     assert writer.fsyncs == 2 and "closed" in repr(writer)
 
 

@@ -233,6 +233,17 @@ async def test_a_sweep_too_big_to_send_is_refused_before_anything(tmp_path: Path
     assert not ledger.exists()
 
 
+async def test_an_absurd_concurrency_flag_is_refused_before_anything(tmp_path: Path) -> None:
+    """--concurrency above the cap is a usage error naming the cap: no ledger, no request."""
+    from batchsubmit.errors import UsageError
+
+    spec = write_spec(tmp_path / "s.json", a=2, b=2)
+    ledger = tmp_path / "s.ledger.jsonl"
+    with pytest.raises(UsageError, match="at most 1,000, got 1,001"):
+        await run_sweep(RunOptions(spec=spec, ledger=ledger, quiet=True, concurrency=1001))
+    assert not ledger.exists()
+
+
 async def test_ctrl_c_finishes_requests_in_flight_and_exits_130(tmp_path: Path) -> None:
     """SIGINT mid-run: no new points, in-flight outcomes and run_finished written, exit 130."""
     spec = write_spec(tmp_path / "s.json", a=10, b=10)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from types import NoneType
@@ -41,10 +42,21 @@ Outcome = Literal["succeeded", "failed", "pending"]
 # --- records -------------------------------------------------------------------------------------
 
 
+_second: tuple[int, str] = (-1, "")  # the current second, formatted once
+
+
 def timestamp(when: datetime | None = None) -> str:
     """ISO-8601 UTC with milliseconds, as every record's ``ts``: ``2026-11-26T23:01:02.345Z``."""
-    when = datetime.now(UTC) if when is None else when.astimezone(UTC)
-    return when.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    global _second
+    if when is not None:
+        return when.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    # Now: two per point, so the formatted second is reused (datetime's isoformat costs more
+    # than the rest of the record).
+    now = time.time()
+    whole = int(now)
+    if whole != _second[0]:
+        _second = (whole, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)))
+    return f"{_second[1]}.{int((now - whole) * 1000):03d}Z"
 
 
 def _record(event: str, ts: str | None, **fields: Any) -> dict[str, Any]:
@@ -141,10 +153,12 @@ def _refuse(value: object) -> object:
     raise TypeError(f"cannot write a {type(value).__name__} to the ledger: use JSON types")
 
 
+_ENCODER: Final = json.JSONEncoder(separators=(",", ":"), allow_nan=False, default=_refuse)
+
+
 def encode(record: Mapping[str, Any]) -> bytes:
     """One line of compact, ASCII-only JSON ending in ``\\n`` (no other line break can occur)."""
-    text = json.dumps(record, separators=(",", ":"), allow_nan=False, default=_refuse)
-    return text.encode("ascii") + b"\n"
+    return _ENCODER.encode(record).encode("ascii") + b"\n"
 
 
 def check_record(record: object) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from types import TracebackType
 from typing import Any, Self
 
 import anyio
+import anyio.lowlevel
 import anyio.to_thread
 import structlog
 
@@ -25,10 +26,11 @@ log = structlog.get_logger("batchsubmit.ledger")
 class _Batch:
     """Lines handed to ``write`` that will go out in one write + fsync."""
 
-    __slots__ = ("chunks", "done", "finished")
+    __slots__ = ("chunks", "done", "finished", "has_writer")
 
     def __init__(self) -> None:
         self.chunks: list[bytes] = []
+        self.has_writer = False  # one of the writers in it writes it; the others wait
         self.done = False  # the write + fsync was attempted (it failed if the writer is broken)
         self.finished = anyio.Event()  # set when done
 
@@ -39,10 +41,11 @@ class LedgerWriter:
     ``async with LedgerWriter(path, expected_sweep="lr-sweep") as ledger: await ledger.write(r)``
 
     Group commit: concurrent ``write`` calls that arrive while a batch is being synced form the
-    next batch, which the first of them to wake writes with one ``os.write`` and one fsync in a
-    worker thread, for all of them. The file is locked (``flock``) against a second writer, created
-    with mode 0600, and refused if it belongs to another sweep. After any OSError the writer is
-    broken for good: every waiter of that batch and every later ``write`` raise LedgerError.
+    next batch, which the first of them writes, once the batch in flight is done, with one
+    ``os.write`` and one fsync in a worker thread, for all of them; the others sleep until then.
+    The file is locked (``flock``) against a second writer, created with mode 0600, and refused
+    if it belongs to another sweep. After any OSError the writer is broken for good: every
+    waiter of that batch and every later ``write`` raise LedgerError.
     ``sync`` makes each batch durable (``os.fsync``); tests wrap it to hold a batch in flight.
     """
 
@@ -215,13 +218,24 @@ class LedgerWriter:
         self.expected_sweep = expected
         batch = self._current
         batch.chunks.extend(chunks)
-        while not batch.done:
-            if self._broken is not None:
-                raise self._error()
-            if self._in_flight is None:
-                await self._flush()  # my batch is the current one: write it, for all in it
-            else:
-                await self._in_flight.finished.wait()  # then see whether mine is next
+        if batch.has_writer:
+            await batch.finished.wait()  # its writer writes my lines too
+        else:
+            batch.has_writer = True
+            # Shielded: the others in the batch count on me. It waits for at most the batch in
+            # flight, whose write is shielded too, and then writes this one.
+            with anyio.CancelScope(shield=True):
+                try:
+                    while not batch.done and self._broken is None:
+                        if self._in_flight is None:
+                            await self._flush()  # mine is the current batch: write it
+                        else:
+                            await self._in_flight.finished.wait()
+                finally:
+                    if not batch.done:  # never written (the writer broke): release the others
+                        batch.done = True
+                        batch.finished.set()
+            await anyio.lowlevel.checkpoint_if_cancelled()  # a cancel held off by the shield
         if self._broken is not None:
             raise self._error()
 

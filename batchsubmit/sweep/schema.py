@@ -33,6 +33,7 @@ __all__ = [
 ]
 
 _STRICT = ConfigDict(extra="forbid", strict=True, frozen=True)
+MAX_CONCURRENCY = 1000  # requests in flight: the service throttles long before
 _LOOPBACK = re.compile(r"^http://(?:127\.0\.0\.1|localhost|\[::1\])(?::\d+)?(?:/.*)?$")
 
 Label = Annotated[str, Field(min_length=1, max_length=128)]
@@ -122,7 +123,7 @@ class Submit(BaseModel):
     model_config = _STRICT
 
     rate: Annotated[float, Field(gt=0)] | None = None
-    concurrency: Annotated[int, Field(ge=1)] | None = None
+    concurrency: Annotated[int, Field(ge=1, le=MAX_CONCURRENCY)] | None = None
     max_attempts: Annotated[int, Field(ge=1)] | None = None
 
 
