@@ -1,5 +1,3 @@
-import sys
+from batchsubmit.cli import console
 
-from batchsubmit.cli import main
-
-sys.exit(main())
+console()

@@ -238,7 +238,7 @@ def overhead(tmp: Path, repeat: int) -> None:
     for i in range(repeat):
         with emulator() as url:
             spec = write_spec(tmp / f"overhead{i}.json", n, f"overhead{i}")
-            wall, code, _ = run_cli(spec, url, "--rate", "100000", "--concurrency", "32")
+            wall, code, _ = run_cli(spec, url, "--rate", "100000", "--concurrency", "64")
             if code != 0:
                 raise SystemExit(f"batchsubmit run exited {code}")
             span = run_span(spec.with_suffix(".ledger.jsonl"))
