@@ -311,7 +311,9 @@ class ModelArtsClient:
             ) as response:
                 sent = True
                 size = response.content_length
-                if size is not None and size <= _MAX_BODY:
+                if size is not None and size <= _MAX_BODY and not response.headers.get(
+                    "Content-Encoding"
+                ):
                     raw = await response.read()  # the usual reply: small, of a known length
                 else:
                     raw = await _read_capped(response.content, _MAX_BODY + 1)

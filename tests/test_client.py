@@ -8,10 +8,12 @@ test; only the exhaustive aiohttp-exception mapping uses ``aioresponses``.
 from __future__ import annotations
 
 import asyncio
+import gzip
 import json
 import re
 import socket
 import ssl
+import tracemalloc
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -597,6 +599,22 @@ async def test_a_valid_reply_that_arrives_in_pieces_is_read_whole() -> None:
     async with tiny_server(slow) as url, open_client(url) as client:
         page = await client.list_versions_page(JOB)
     assert len(page.versions) == 800
+
+
+@pytest.mark.asyncio
+async def test_a_compressed_reply_is_inflated_no_further_than_the_cap() -> None:
+    """A small gzip body that inflates to 64 MiB: refused after 8 MiB, never held whole."""
+    bomb = gzip.compress(b"x" * (64 * 1024 * 1024), compresslevel=1)
+    handler = _reply(bomb, **{"Content-Encoding": "gzip"})
+    async with tiny_server(handler) as url, open_client(url) as client:
+        tracemalloc.start()
+        try:
+            error = await expect(OutcomeUnknownError, client.create_version(JOB, version_body(1)))
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+    assert "larger than" in str(error)
+    assert peak < 32 * 1024 * 1024, f"held {peak / 2**20:.0f} MiB of the reply"
 
 
 @pytest.mark.asyncio

@@ -53,7 +53,7 @@ def register(subparsers: Any) -> None:
     sub.add_argument("--rate", metavar="R", type=float,
                      help="ceiling in requests/s; lowered automatically on throttling (default 5)")
     sub.add_argument("--concurrency", metavar="N", type=int,
-                     help="requests in flight at once (default 8)")
+                     help="requests in flight at once (default 8, at most 1000)")
     sub.add_argument("--max-attempts", metavar="N", type=int,
                      help="attempts per point in this run (default 6)")
     sub.add_argument("--timeout", metavar="SECONDS", type=float, default=30.0,
