@@ -1,11 +1,15 @@
 """Submission benchmarks against the emulator on loopback, baselines in the same run.
 
-    .venv/bin/python benchmarks/bench_submit.py            # all four scenarios (~2-3 minutes)
+    .venv/bin/python benchmarks/bench_submit.py            # all four scenarios (~4 minutes)
     .venv/bin/python benchmarks/bench_submit.py --quick    # smaller RSS sweep
 
 Each scenario starts a fresh emulator process and times the whole `batchsubmit run` command
 (process start-up included), then reads the emulator's counters from its admin endpoint.
-Baselines need `requests` (`pip install -e '.[bench]'`).
+Scenario 3 also runs each baseline as a process of its own (Python start-up, `import requests`,
+the pre-rendered bodies read from a file), so both sides are timed alike, and shows beside it the
+sending alone: the ledger's run_started..run_finished for batchsubmit, the loop for the baselines.
+The package is byte-compiled first, as `pip install` does. Baselines need `requests`
+(`pip install -e '.[bench]'`).
 """
 
 from __future__ import annotations

@@ -6,6 +6,7 @@ from collections import deque
 from collections.abc import Mapping
 from typing import Any
 
+import anyio.lowlevel
 import pytest
 
 from batchsubmit.engine import Engine
@@ -219,3 +220,46 @@ async def test_interrupt_stops_taking_points() -> None:
     await engine.run(items())
     assert engine.interrupted
     assert server.calls <= 6
+
+
+async def test_slots_bound_requests_and_the_crew_bounds_open_points() -> None:
+    """At most ``concurrency`` creates in flight; at most 8 points per slot open (the rest wait
+    in the iterator), even while many back off; every point is sent until it succeeds, once."""
+    ledger, clock = Recorder(), FakeClock()
+    seen: set[str] = set()
+    state = {"in_flight": 0, "max_in_flight": 0, "pulled": 0, "max_open": 0}
+
+    class Server(ScriptedServer):
+        async def create_version(
+            self, job_id: int, body: Mapping[str, Any]
+        ) -> CreateVersionResponse:
+            state["in_flight"] += 1
+            state["max_in_flight"] = max(state["max_in_flight"], state["in_flight"])
+            done = sum(1 for r in ledger.records if r["event"] == "succeeded")
+            state["max_open"] = max(state["max_open"], state["pulled"] - done)
+            try:
+                for _ in range(3):  # stay in flight while the others run
+                    await anyio.lowlevel.checkpoint()
+                url = body["config"]["train_url"]
+                if url not in seen:  # each point's first attempt: refused connection, back off
+                    seen.add(url)
+                    raise NotSentError("connection refused")
+                return await super().create_version(job_id, body)
+            finally:
+                state["in_flight"] -= 1
+
+    server = Server()
+    engine = make_engine(server, ledger, clock, concurrency=3, max_attempts=3)
+
+    def items() -> Any:
+        for i in range(200):
+            state["pulled"] += 1
+            yield 10, point(i), 0
+
+    await engine.run(items())
+    assert state["max_in_flight"] == 3
+    assert 3 < state["max_open"] <= 3 * 8
+    assert len(server.versions) == 200
+    assert sorted(r["key"] for r in ledger.records if r["event"] == "succeeded") == sorted(
+        f"k{i}" for i in range(200)
+    )
