@@ -115,16 +115,16 @@ def classify_error(
     return APIError(message, http_status=status, error_code=code, request_id=request_id)
 
 
-async def _read_capped(stream: aiohttp.StreamReader, limit: int) -> bytes:
-    """The whole body, or its first ``limit`` bytes when it is longer (a runaway reply)."""
+async def _read_capped(stream: aiohttp.StreamReader, limit: int) -> bytes | None:
+    """The whole body, or None as soon as it passes ``limit`` bytes (a runaway reply)."""
     chunks: list[bytes] = []
     size = 0
     async for chunk in stream.iter_chunked(64 * 1024):
-        chunks.append(chunk)
         size += len(chunk)
-        if size >= limit:
-            break
-    return b"".join(chunks)[:limit]
+        if size > limit:
+            return None  # what came so far is dropped now, not joined
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 # Raised before a byte of the request left: a refused or failed connection (DNS, TLS, the pinned
@@ -311,12 +311,13 @@ class ModelArtsClient:
             ) as response:
                 sent = True
                 size = response.content_length
+                raw: bytes | None
                 if size is not None and size <= _MAX_BODY and not response.headers.get(
                     "Content-Encoding"
                 ):
                     raw = await response.read()  # the usual reply: small, of a known length
                 else:
-                    raw = await _read_capped(response.content, _MAX_BODY + 1)
+                    raw = await _read_capped(response.content, _MAX_BODY)
                 status = response.status
                 # Case-insensitive: aiohttp spells known names its own way ("X-Request-ID").
                 reply_headers = response.headers
@@ -329,7 +330,7 @@ class ModelArtsClient:
             ) from exc
         except (aiohttp.ClientError, TimeoutError) as exc:  # the rest: after it may have left
             raise self._unknown(method, path, exc, sent=sent) from exc
-        if len(raw) > _MAX_BODY:
+        if raw is None:
             raise self._unknown(method, path, f"reply larger than {_MAX_BODY} bytes", sent=True)
         try:
             payload = json.loads(raw) if raw else None

@@ -1,7 +1,7 @@
 """The submission pool: create every point's version once, within the limits, recording each step.
 
-One anyio task group: a producer feeds points through a bounded stream to ``concurrency``
-workers, so memory stays flat however long the sweep. Every create goes through the shared
+One anyio task group: a crew of a few workers per request slot pulls points from the lazy
+expansion, so memory stays flat however long the sweep. Every create goes through the shared
 adaptive limiter. For each attempt the ``submitted`` intent is durable in the ledger *before* the
 request leaves; what follows an error is decided by the error's ``disposition``:
 
@@ -193,8 +193,9 @@ class Engine:
                 tg.start_soon(self._work, iterator)
 
     async def _work(self, items: Iterator[Item]) -> None:
-        for item in items:  # shared: each item goes to one worker
-            if self._stop.is_set():
+        while not self._stop.is_set():  # checked before taking a point: none is taken in vain
+            item = next(items, None)  # shared: each item goes to one worker
+            if item is None:
                 return
             await self.submit(*item)
 
@@ -216,10 +217,16 @@ class Engine:
                 return
             attempts += 1
             async with self._slots:
+                # A stop may have come while this point waited for its slot or its turn: after
+                # an abort (a refused credential) not one of the requests queued behind may go.
+                if self._stop.is_set():
+                    return
                 # Paced first, then the intent: its time is the send time, from which a re-run
                 # waits the settle interval before concluding that a pending point's version
                 # does not exist (a Retry-After pause in between would cut that wait short).
                 sent_at = await self._limiter.acquire()
+                if self._stop.is_set():
+                    return
                 await self._ledger.write(
                     records.submitted(
                         key=point.key, index=point.index, attempt=attempts,

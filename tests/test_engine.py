@@ -263,3 +263,27 @@ async def test_slots_bound_requests_and_the_crew_bounds_open_points() -> None:
     assert sorted(r["key"] for r in ledger.records if r["event"] == "succeeded") == sorted(
         f"k{i}" for i in range(200)
     )
+
+
+async def test_after_an_abort_no_request_queued_behind_it_is_sent() -> None:
+    """A credential refused mid-run: points waiting for a slot or for the limiter send nothing
+    (five refusals in a row lock an AK); the intents already written stay pending."""
+    ledger, clock = Recorder(), FakeClock()
+    sent_while_stopping = []
+
+    class Server(ScriptedServer):
+        async def create_version(
+            self, job_id: int, body: Mapping[str, Any]
+        ) -> CreateVersionResponse:
+            if engine.stopping:
+                sent_while_stopping.append(body["config"]["train_url"])
+            for _ in range(3):  # stay in flight while the others queue for slots
+                await anyio.lowlevel.checkpoint()
+            return await super().create_version(job_id, body)
+
+    server = Server(*["ok"] * 29, AuthError("wrong SK", http_status=401, error_code="APIG.0301"))
+    engine = make_engine(server, ledger, clock, concurrency=4)
+    await run(engine, 200)
+    assert isinstance(engine.abort_error, AuthError)
+    assert server.calls <= 30 + 3  # the 30th refused; at most the 3 others in flight with it
+    assert sent_while_stopping == []

@@ -159,7 +159,7 @@ class LedgerWriter:
                     return
 
     async def aclose(self) -> None:
-        """Write what is still buffered (lines whose writers were cancelled), then close.
+        """Write what is still buffered (none unless a writer failed unexpectedly), then close.
 
         Raises LedgerError if that last write fails.
         """
