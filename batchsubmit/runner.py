@@ -239,22 +239,40 @@ async def rebase_jobs(
     jobs: list[JobSweep] = []
     bases: dict[int, int] = {}
     for job_id in settings.job_ids:
-        wanted = spec.from_version
         if earlier and job_id in earlier:
             version_id = earlier[job_id]
-        elif wanted == "latest":
-            latest = listings[job_id].latest_version_id
-            if latest is None:
-                raise UsageError(f"job {job_id} has no version to take as `latest`")
-            version_id = latest
         else:
-            version_id = int(wanted)  # type: ignore[arg-type]
+            version_id = _base_id(spec, job_id, listings[job_id])
         bases[job_id] = version_id
         detail = await client.get_version(job_id, version_id)
         jobs.append(
             _job(rebase(spec, job_id, detail.model_dump()), job_id, len(settings.job_ids))
         )
     return jobs, bases
+
+
+def _base_id(spec: SweepSpec, job_id: int, listing: Listing | None) -> int:
+    """The version ``base.from_version`` names for this job (``latest``: the newest listed)."""
+    if spec.from_version == "latest":
+        latest = listing.latest_version_id if listing is not None else None
+        if latest is None:
+            raise UsageError(f"job {job_id} has no version to take as `latest`")
+        return latest
+    return int(spec.from_version)  # type: ignore[arg-type]
+
+
+async def fetch_base(
+    spec: SweepSpec, job_id: int, *, endpoint: str, credentials: Credentials, rate: float
+) -> dict[str, Any]:
+    """The version detail a run would build this job's versions on: reads only, within
+    ``rate`` (what ``expand --endpoint`` shows)."""
+    limiter = AdaptiveRateLimiter(rate)
+    async with ModelArtsClient(endpoint, credentials, read_limiter=limiter) as client:
+        listing = None
+        if spec.from_version == "latest":
+            listing = Listing.build(monotonic(), await _all_versions(client, job_id))
+        detail = await client.get_version(job_id, _base_id(spec, job_id, listing))
+    return detail.model_dump()
 
 
 async def run_sweep(

@@ -1,11 +1,18 @@
-"""Small test doubles shared by the test modules (the emulator is the big one)."""
+"""Small test doubles and helpers shared by the test modules (the emulator is the big one)."""
 
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import anyio.lowlevel
+import pytest
+from anyio.from_thread import start_blocking_portal
+
+from batchsubmit.cli import main
+from batchsubmit.emulator import Emulator, EmulatorConfig, run_emulator
 
 DROP = object()  # in a table of mutations: "remove this field"
 
@@ -65,3 +72,20 @@ class FakeClock:
             self.now += seconds
             self.slept += seconds
         await anyio.lowlevel.checkpoint()
+
+
+@contextmanager
+def emulator_in_thread(config: EmulatorConfig) -> Iterator[Emulator]:
+    """A real emulator on its own event loop in a thread, so `main([...])` can run in this one."""
+    with (
+        start_blocking_portal(backend="asyncio") as portal,
+        portal.wrap_async_context_manager(run_emulator(config)) as emulator,
+    ):
+        yield emulator
+
+
+def cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    """Run the CLI in-process; (exit code, stdout, stderr)."""
+    code = main(argv)
+    out, err = capsys.readouterr()
+    return code, out, err

@@ -15,7 +15,7 @@ import structlog
 
 from batchsubmit.emulator import Emulator, EmulatorConfig
 from batchsubmit.ledger import read_ledger
-from tests.test_fuzz_spec import cli, emulator_in_thread
+from tests.fakes import cli, emulator_in_thread
 
 POINTS = 6
 

@@ -19,20 +19,18 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 import structlog
 import yaml
-from anyio.from_thread import start_blocking_portal
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from batchsubmit.cli import main
-from batchsubmit.emulator import Emulator, EmulatorConfig, run_emulator
+from batchsubmit.emulator import Emulator, EmulatorConfig
 from batchsubmit.sweep.loader import SUFFIXES, KeyPath, read_spec
+from tests.fakes import cli, emulator_in_thread
 
 SWEEPS = Path(__file__).resolve().parent.parent / "sweeps"
 SEEDS = sorted(p for p in SWEEPS.iterdir() if p.suffix in SUFFIXES)
@@ -49,28 +47,11 @@ FUZZ = settings(
 # --- helpers shared with test_bad_ledger.py and test_security.py ---------------------------------
 
 
-@contextmanager
-def emulator_in_thread(config: EmulatorConfig) -> Iterator[Emulator]:
-    """A real emulator on its own event loop in a thread, so `main([...])` can run in this one."""
-    with (
-        start_blocking_portal(backend="asyncio") as portal,
-        portal.wrap_async_context_manager(run_emulator(config)) as emulator,
-    ):
-        yield emulator
-
-
 @pytest.fixture(autouse=True)
 def _fresh_structlog() -> Iterator[None]:
     """`main` configures structlog to the captured stderr of a test: undo that afterwards."""
     yield
     structlog.reset_defaults()
-
-
-def cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    """Run the CLI in-process; (exit code, stdout, stderr)."""
-    code = main(argv)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def spec_file(folder: Path, suffix: str, raw: bytes) -> Path:

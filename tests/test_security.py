@@ -45,7 +45,7 @@ from batchsubmit.commands.emulator import build_config
 from batchsubmit.emulator import DEFAULT_PROJECT_ID, Emulator, EmulatorConfig, run_emulator
 from batchsubmit.errors import AuthError
 from batchsubmit.logs import configure_logging
-from tests.test_fuzz_spec import cli, emulator_in_thread
+from tests.fakes import cli, emulator_in_thread
 
 PID = DEFAULT_PROJECT_ID
 AK = "AKsecretTESTqwertyuiop"

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+import urllib.request
 from pathlib import Path
 
 import pytest
 
 from batchsubmit.cli import main
 from batchsubmit.commands.expand import duration
+from batchsubmit.emulator import DEFAULT_PROJECT_ID, EmulatorConfig
 from batchsubmit.sweep import iter_points, load_spec
+from tests.fakes import body_with, cli, emulator_in_thread
 
 QUICKSTART = str(Path(__file__).resolve().parent.parent / "sweeps" / "quickstart.yaml")
 
@@ -154,6 +157,11 @@ def test_expand_job_id_binds_a_plain_spec(capsys: pytest.CaptureFixture[str]) ->
         (["expand", REVERSION, "--from-file", QUICKSTART], "not a JSON version detail"),
         (["expand", REVERSION, "--from-file", str(SWEEPS / "nope.json")],
          "cannot read the version detail"),
+        (["expand", QUICKSTART, "--endpoint", "http://127.0.0.1:1"], "has no from_version"),
+        (["expand", REVERSION, "--endpoint", "emulator"], "start `batchsubmit emulator`"),
+        (["expand", REVERSION, "--project-id", "p"], "--project-id goes with --endpoint"),
+        (["expand", REVERSION, "--endpoint", "http://127.0.0.1:1", "--from-file", SAVED],
+         "not allowed with argument"),
     ],
 )
 def test_expand_from_file_mistakes_exit_2(
@@ -176,3 +184,33 @@ def test_expand_from_file_invalid_merge_exits_2_naming_job_and_version(
     err = capsys.readouterr().err
     assert "reversion-jobs.yaml" in err and "job 10 rebased on version 31" in err
     assert "app_url and boot_file_url go together" in err
+
+
+def test_expand_endpoint_previews_the_merge_on_the_servers_version(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--endpoint fetches the version `latest` names from a real server (an emulator on a
+    socket) and shows the body merged on it; it only reads: no version is created."""
+    monkeypatch.setenv("MODELARTS_TOKEN", "t")
+    for name in ("HUAWEICLOUD_SDK_AK", "HUAWEICLOUD_SDK_SK"):
+        monkeypatch.delenv(name, raising=False)
+    base = body_with({
+        "config.app_url": "/bkt/job10/code/", "config.boot_file_url": "/bkt/job10/code/train.py",
+        "config.train_url": "/bkt/job10/out/",
+    })
+    with emulator_in_thread(EmulatorConfig(jobs={10: 20, 11: 21, 12: 22})) as emulator:
+        request = urllib.request.Request(
+            f"{emulator.url}/v1/{DEFAULT_PROJECT_ID}/training-jobs/10/versions",
+            data=json.dumps(base).encode(), headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request) as reply:
+            latest = json.load(reply)["version_id"]
+        before = len(emulator.versions())
+        code, out, err = cli(["expand", REVERSION, "--endpoint", emulator.url], capsys)
+        assert len(emulator.versions()) == before
+    assert code == 0, err
+    out = " ".join(out.split())
+    assert f"job 10 on version {latest}" in out
+    assert f'"pre_version_id": {latest}' in out and '"app_url": "/bkt/job10/code/"' in out
+    assert '"dataset_version_id": "2ff0d6ba-c480-45ae-be41-09a8369bfc90"' in out
+    assert "all valid" in out

@@ -22,7 +22,8 @@ from batchsubmit.sweep import (
 )
 
 DESCRIPTION = """\
-Expand a sweep spec into its points and check every one, without touching the network.
+Expand a sweep spec into its points and check every one, without touching the network
+(--endpoint aside, which only reads).
 
 Each point is one create-version request: the spec's base body with the point's values added to
 config.parameter and {placeholders} filled in. Every body is rendered and validated against the
@@ -30,9 +31,11 @@ API's rules first (preflight), so a spec that passes here sends nothing invalid.
 when the spec is valid, 2 with a message naming the file, line, field and point when it is not.
 
 A spec with base.from_version takes each job's base body from the server. Without the server,
-expand shows the spec's own (partial) body, each field checked; --from-file VERSION.json (a saved
-version detail) previews the merged body offline. With several target.job_ids, every job gets the
-same points: expand shows the first job (or --job-id N) and counts them all.
+expand shows the spec's own (partial) body, each field checked; --endpoint URL fetches the
+version a run would build on (reads only: the listing, one detail) and shows the merged body, and
+--from-file VERSION.json (a saved version detail) previews it offline. With several
+target.job_ids, every job gets the same points: expand shows the first job (or --job-id N) and
+counts them all.
 """
 
 EPILOG = """\
@@ -47,6 +50,8 @@ examples:
       one full request body per line (JSON Lines), for other tools
   batchsubmit expand sweeps/reversion-jobs.yaml --from-file sweeps/versions/job-10.json
       the bodies job 10 gets on top of a saved version detail (base.from_version specs)
+  batchsubmit expand sweeps/reversion-jobs.yaml --endpoint https://modelarts.<region>.myhuaweicloud.com
+      the same, on the version the server has now (credentials as for `run`)
 """
 
 DEFAULT_ROWS = 50
@@ -70,7 +75,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     """Add the ``expand`` subcommand."""
     parser = subparsers.add_parser(
         "expand",
-        help="show and check the points of a sweep spec (no network)",
+        help="show and check the points of a sweep spec (no network unless --endpoint)",
         description=DESCRIPTION,
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -102,11 +107,25 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="show the sweep of job N ({job_id} renders N; default: target.job_id, the first "
         "of target.job_ids, or the job_id of --from-file)",
     )
-    parser.add_argument(
+    base = parser.add_mutually_exclusive_group()
+    base.add_argument(
         "--from-file",
         metavar="VERSION.json",
         help="a saved version detail (the JSON of GET .../training-jobs/{job_id}/versions/"
         "{version_id}): preview a base.from_version spec's bodies merged on it, offline",
+    )
+    base.add_argument(
+        "--endpoint",
+        metavar="URL",
+        help="fetch the version a base.from_version spec builds on from this endpoint (a "
+        "ModelArts region, or a running `batchsubmit emulator`) and preview the merged bodies; "
+        "reads only, with the credentials `run` uses (HUAWEICLOUD_SDK_AK/SK or MODELARTS_TOKEN)",
+    )
+    parser.add_argument(
+        "--project-id",
+        metavar="ID",
+        help="with --endpoint: the project id (default: target.project_id, then "
+        "HUAWEICLOUD_SDK_PROJECT_ID)",
     )
     parser.add_argument(
         "--rate",
@@ -161,9 +180,12 @@ def prepare(spec: SweepSpec, args: argparse.Namespace) -> tuple[SweepSpec, int, 
     points are sent to, and notes for the reader."""
     jobs = spec.target.job_ids
     notes: list[str] = []
-    if args.from_file and spec.from_version is None:
+    if args.project_id and not args.endpoint:
+        raise UsageError("--project-id goes with --endpoint (expand reads the server only then)")
+    option = "--from-file" if args.from_file else "--endpoint" if args.endpoint else None
+    if option and spec.from_version is None:
         raise UsageError(
-            f"--from-file previews the merge of a base.from_version spec; {spec.path} has no "
+            f"{option} previews the merge of a base.from_version spec; {spec.path} has no "
             "from_version (its base.config is the whole body)"
         )
     count = 1 if args.job_id else max(1, len(jobs))
@@ -180,6 +202,16 @@ def prepare(spec: SweepSpec, args: argparse.Namespace) -> tuple[SweepSpec, int, 
             f"job {job}: base.config merged on top of version {spec.rebased_on} read from "
             f"{args.from_file} (base.from_version: {spec.from_version}); the server's version "
             "may differ"
+        )
+    elif spec.from_version is not None and args.endpoint:
+        job = args.job_id or (jobs[0] if jobs else None)
+        if job is None:
+            raise UsageError("no job for the preview: the spec names none; pass --job-id N")
+        spec = rebase(spec, job, fetch_version(spec, job, args))
+        notes.append(
+            f"job {job}: base.config merged on top of version {spec.rebased_on} as "
+            f"{args.endpoint} has it now (base.from_version: {spec.from_version}); a run "
+            "resolves it again when it starts"
         )
     else:
         job = args.job_id or (jobs[0] if jobs else None)
@@ -200,6 +232,36 @@ def prepare(spec: SweepSpec, args: argparse.Namespace) -> tuple[SweepSpec, int, 
     elif job is None and spec.plan.body.uses_job_id:
         notes.append("no job named: {job_id} is shown as is; `run --job-id N` fills it in")
     return spec, count, notes
+
+
+def fetch_version(spec: SweepSpec, job: int, args: argparse.Namespace) -> dict[str, Any]:
+    """The detail of the version a run would build ``job``'s versions on, from ``--endpoint``."""
+    import anyio
+
+    from batchsubmit.auth import credentials_from_env
+    from batchsubmit.runner import DEFAULT_RATE, fetch_base
+
+    if args.endpoint == "emulator":
+        raise UsageError(
+            "--endpoint emulator would ask a fresh embedded emulator, not the one a run uses: "
+            "start `batchsubmit emulator` and pass its URL, or preview offline with --from-file"
+        )
+    project_id = (
+        args.project_id or spec.target.project_id or os.environ.get("HUAWEICLOUD_SDK_PROJECT_ID")
+    )
+    if not project_id:
+        raise UsageError(
+            "no project id: set target.project_id in the spec, pass --project-id, "
+            "or set HUAWEICLOUD_SDK_PROJECT_ID"
+        )
+    credentials = credentials_from_env(os.environ, project_id=project_id)
+    return anyio.run(
+        lambda: fetch_base(
+            spec, job, endpoint=args.endpoint, credentials=credentials,
+            rate=spec.submit.rate or DEFAULT_RATE,
+        ),
+        backend="asyncio",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
