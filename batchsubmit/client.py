@@ -312,15 +312,17 @@ class ModelArtsClient:
                 sent = True
                 size = response.content_length
                 raw: bytes | None
-                if size is not None and size <= _MAX_BODY and not response.headers.get(
-                    "Content-Encoding"
+                # Case-insensitive: aiohttp spells known names its own way ("X-Request-ID").
+                reply_headers = response.headers
+                if (
+                    size is not None and size <= _MAX_BODY
+                    and "Content-Encoding" not in reply_headers  # may inflate past the cap
+                    and "Transfer-Encoding" not in reply_headers  # its length would win
                 ):
                     raw = await response.read()  # the usual reply: small, of a known length
                 else:
                     raw = await _read_capped(response.content, _MAX_BODY)
                 status = response.status
-                # Case-insensitive: aiohttp spells known names its own way ("X-Request-ID").
-                reply_headers = response.headers
         except aiohttp.RedirectClientError as exc:  # a reply came (redirects are not followed)
             raise self._unknown(method, path, exc, sent=True) from exc
         except _NOT_SENT as exc:
