@@ -23,7 +23,7 @@ import structlog
 from rich.console import Console
 
 from batchsubmit import ledger as records
-from batchsubmit.auth import Credentials, NoCredentials, credentials_from_env
+from batchsubmit.auth import ENV_PROJECT_ID, Credentials, NoCredentials, credentials_from_env
 from batchsubmit.client import ModelArtsClient
 from batchsubmit.engine import Engine, EngineStats, Item
 from batchsubmit.errors import AuthError, SpecError, UsageError
@@ -119,18 +119,22 @@ class JobSweep:
             yield replace(point, key=self.prefix + point.key) if self.prefix else point
 
 
-def resolve(spec: SweepSpec, options: RunOptions, env: Mapping[str, str]) -> Settings:
-    """Flags override the spec's ``target``/``submit``; the spec overrides the defaults."""
-    endpoint = options.endpoint or spec.target.endpoint
-    project_id = (
-        options.project_id or spec.target.project_id or env.get("HUAWEICLOUD_SDK_PROJECT_ID")
-    )
-    job_ids = (options.job_id,) if options.job_id else tuple(spec.target.job_ids)
+def project_id_for(spec: SweepSpec, flag: str | None, env: Mapping[str, str]) -> str:
+    """``--project-id``, else the spec's ``target.project_id``, else the environment's."""
+    project_id = flag or spec.target.project_id or env.get(ENV_PROJECT_ID)
     if not project_id:
         raise UsageError(
             "no project id: set target.project_id in the spec, pass --project-id, "
-            "or set HUAWEICLOUD_SDK_PROJECT_ID"
+            f"or set {ENV_PROJECT_ID}"
         )
+    return project_id
+
+
+def resolve(spec: SweepSpec, options: RunOptions, env: Mapping[str, str]) -> Settings:
+    """Flags override the spec's ``target``/``submit``; the spec overrides the defaults."""
+    endpoint = options.endpoint or spec.target.endpoint
+    project_id = project_id_for(spec, options.project_id, env)
+    job_ids = (options.job_id,) if options.job_id else tuple(spec.target.job_ids)
     if not job_ids:
         raise UsageError(
             "no training job: set target.job_id (or target.job_ids) in the spec, "

@@ -239,21 +239,14 @@ def fetch_version(spec: SweepSpec, job: int, args: argparse.Namespace) -> dict[s
     import anyio
 
     from batchsubmit.auth import credentials_from_env
-    from batchsubmit.runner import DEFAULT_RATE, fetch_base
+    from batchsubmit.runner import DEFAULT_RATE, fetch_base, project_id_for
 
     if args.endpoint == "emulator":
         raise UsageError(
             "--endpoint emulator would ask a fresh embedded emulator, not the one a run uses: "
             "start `batchsubmit emulator` and pass its URL, or preview offline with --from-file"
         )
-    project_id = (
-        args.project_id or spec.target.project_id or os.environ.get("HUAWEICLOUD_SDK_PROJECT_ID")
-    )
-    if not project_id:
-        raise UsageError(
-            "no project id: set target.project_id in the spec, pass --project-id, "
-            "or set HUAWEICLOUD_SDK_PROJECT_ID"
-        )
+    project_id = project_id_for(spec, args.project_id, os.environ)
     credentials = credentials_from_env(os.environ, project_id=project_id)
     return anyio.run(
         lambda: fetch_base(
