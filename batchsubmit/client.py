@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from types import TracebackType
@@ -38,12 +38,12 @@ from batchsubmit.models import (
     VersionDetail,
     VersionList,
 )
+from batchsubmit.paging import MAX_PER_PAGE, walk_versions
 
 __all__ = ["MAX_PER_PAGE", "ModelArtsClient", "classify_error", "encode_body"]
 
 M = TypeVar("M", bound=BaseModel)
 
-MAX_PER_PAGE = 1000
 _UNDECODABLE = object()  # marks a reply body that is not JSON
 _MAX_BODY = 8 * 1024 * 1024  # a reply larger than this is not an API answer
 
@@ -233,27 +233,16 @@ class ModelArtsClient:
         )
         return self._parse(VersionList, payload, may_have_created=False)
 
-    async def list_versions(
+    def list_versions(
         self, job_id: int, *, per_page: int = MAX_PER_PAGE
     ) -> AsyncIterator[Version]:
-        """Every version of a job, each once, page after page until a short or empty page.
+        """Every version of a job, each once (:func:`batchsubmit.paging.walk_versions`: on to
+        an empty page or ``version_count``; IncompleteListingError when that cannot be done)."""
 
-        Versions are listed newest first, so one created while we page pushes the rest down and
-        a page may repeat what the last one ended with: repeats are skipped. A full page with
-        nothing new (a server ignoring ``page``) ends the walk rather than looping forever.
-        """
-        per_page = min(per_page, MAX_PER_PAGE)
-        seen: set[int] = set()
-        page = 1
-        while True:
-            listing = await self.list_versions_page(job_id, page=page, per_page=per_page)
-            fresh = [v for v in listing.versions if v.version_id not in seen]
-            for version in fresh:
-                seen.add(version.version_id)
-                yield version
-            if len(listing.versions) < per_page or not fresh:
-                return
-            page += 1
+        def fetch(page: int, size: int) -> Awaitable[VersionList]:
+            return self.list_versions_page(job_id, page=page, per_page=size)
+
+        return walk_versions(fetch, per_page=per_page, what=f"job {job_id}'s versions")
 
     async def get_version(self, job_id: int, version_id: int) -> VersionDetail:
         """The detail of one version."""

@@ -30,6 +30,7 @@ from batchsubmit.errors import (
     APIError,
     BatchSubmitError,
     Disposition,
+    IdentityConflictError,
     NotSentError,
     ThrottledError,
 )
@@ -205,7 +206,11 @@ class Engine:
         """Create one point's version, attempting up to ``max_attempts`` times in this run."""
         listing = self._on_server.get(job_id)
         if listing is not None:
-            found = listing.find(identity(point.train_url, point.parameter))
+            try:
+                found = listing.find(identity(point.train_url, point.parameter))
+            except IdentityConflictError as conflict:
+                await self._conflict(job_id, point, conflict, attempts)
+                return
             if found is not None:
                 await self._succeed(
                     point, attempts, found.version_id, found.version_name,
@@ -291,6 +296,9 @@ class Engine:
                 found = await self._reconcilers[job_id].find(
                     identity(point.train_url, point.parameter), doubt_at=self._clock()
                 )
+            except IdentityConflictError as conflict:
+                await self._conflict(job_id, point, conflict, attempts)
+                return False
             except BatchSubmitError as exc:
                 log.error("batchsubmit.submit.unreconciled", key=point.key, error=str(exc))
                 self._counters.unresolved += 1
@@ -333,6 +341,13 @@ class Engine:
         )
         self._counters.succeeded += 1
         self._counters.reconciled += reconciled
+
+    async def _conflict(
+        self, job_id: int, point: Point, conflict: IdentityConflictError, attempts: int
+    ) -> None:
+        log.error("batchsubmit.submit.identity_conflict", key=point.key, job_id=job_id,
+                  error_code=conflict.error_code, error=str(conflict))
+        await self._fail(point, conflict, attempts)
 
     async def _fail(self, point: Point, error: BatchSubmitError, attempts: int) -> None:
         api = error if isinstance(error, APIError) else None

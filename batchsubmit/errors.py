@@ -8,12 +8,16 @@ property of the error, :attr:`BatchSubmitError.disposition`, so the pool never n
     ├── SpecError                    the sweep spec is wrong (file, line, field); never retried
     ├── UsageError                   bad flags, missing or unusable credentials; nothing was sent
     ├── LedgerError                  the ledger is damaged or unwritable (path, line)
+    ├── IdentityConflictError        a version on the point's train_url has other parameters:
+    │                                not ours, never adopted; the point fails, nothing is sent
     ├── APIError                     the server answered no (http_status, error_code, request_id)
     │   ├── ThrottledError           429, APIG.0308, ModelArts.2799|4206|6101; has retry_after
     │   ├── AuthError                401, 403 APIG.0301, ModelArts.02xx: stops the run, no retry
     │   └── ServerError              5xx: 500/502/504 after a POST leave the outcome unknown
     └── TransportError               no usable answer
         ├── NotSentError             refused / DNS failure: the request never left; safe to retry
+        ├── IncompleteListingError   a walk of a job's versions could not be finished: it proves
+        │                            nothing absent (read again; a point in doubt stays pending)
         └── OutcomeUnknownError      timeout, reset, undecodable reply after the request was sent:
                                      the version may exist, so reconcile before any retry
 
@@ -194,8 +198,26 @@ class ServerError(APIError):
         return Disposition.RECONCILE if self.outcome_unknown else Disposition.RETRY
 
 
+class IdentityConflictError(BatchSubmitError):
+    """The point's train_url belongs to a version whose parameters disagree with the point's.
+
+    Not the point's version (so not adopted), and creating another one there would write over its
+    outputs: the point fails, and the message names the versions and what differs."""
+
+    code: ClassVar[str] = "batchsubmit.identity_conflict"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, error_code=self.code)
+
+
 class TransportError(BatchSubmitError):
     """No usable answer from the server."""
+
+
+class IncompleteListingError(TransportError):
+    """A walk of a job's versions ended before it could prove it saw them all."""
+
+    _disposition = Disposition.RETRY
 
 
 class NotSentError(TransportError):

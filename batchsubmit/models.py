@@ -9,6 +9,8 @@ empty ``version_name``, unknown fields, ``error_msg`` for ``error_message``).
 from __future__ import annotations
 
 import enum
+import json
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeAlias, TypeVar
 
 from pydantic import (
@@ -23,6 +25,8 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+
+from batchsubmit.identity import disagreements, normalise_train_url
 
 __all__ = [
     "CreateVersionRequest",
@@ -112,7 +116,8 @@ class VersionConfig(BaseModel):
     dataset_id: OptStr = None
     dataset_version_id: OptStr = None
     data_source: OptList[DataSourceItem] = None
-    spec_id: PositiveId
+    spec_id: OptId = None  # a public pool's resource spec; or pool_id, never both (U8)
+    pool_id: OptStr = None  # a dedicated resource pool
     engine_id: OptId = None
     model_id: OptId = None
     train_url: StrictStr
@@ -125,7 +130,22 @@ class VersionConfig(BaseModel):
     def _sources(self) -> VersionConfig:
         self._check_code_source()
         self._check_data_source()
+        self._check_resources()
         return self
+
+    def _check_resources(self) -> None:
+        if self.spec_id is None and self.pool_id is None:
+            raise ValueError(
+                "no resources: give spec_id (a public pool's resource spec) "
+                "or pool_id (a dedicated resource pool)"
+            )
+        if self.spec_id is not None and self.pool_id is not None:
+            raise ValueError(
+                "spec_id and pool_id together: keep spec_id for a public pool, "
+                "or pool_id for a dedicated one"
+            )
+        if self.pool_id is not None and not self.pool_id.strip():
+            raise ValueError('pool_id is empty: give the dedicated pool\'s id, or use spec_id')
 
     def _check_code_source(self) -> None:
         has_app, has_boot = self.app_url is not None, self.boot_file_url is not None
@@ -314,7 +334,9 @@ VersionName = Annotated[str, BeforeValidator(lambda value: "" if value is None e
 def _param_text(value: Any) -> Any:
     if isinstance(value, bool):
         return "true" if value else "false"
-    return str(value) if isinstance(value, int | float) else value
+    if isinstance(value, int | float):
+        return str(value)
+    return json.dumps(value, sort_keys=True) if isinstance(value, dict | list) else value
 
 
 class _Response(BaseModel):
@@ -366,6 +388,7 @@ class Version(BaseModel):
     boot_file_url: str | None = None
     parameter: list[Parameter] = Field(default_factory=list)
     spec_id: int | None = None
+    pool_id: str | None = None
     worker_server_num: int | None = None
     data_url: str | None = None
     dataset_id: str | None = None
@@ -379,6 +402,13 @@ class Version(BaseModel):
     log_url: str | None = None
     user_image_url: str | None = None
     user_command: str | None = None
+
+    @field_validator("pool_id", mode="before")
+    @classmethod
+    def _pool_id(cls, value: Any) -> Any:
+        value = _blank_to_none(value)
+        numeric = isinstance(value, int | float) and not isinstance(value, bool)
+        return str(value) if numeric else value
 
     @field_validator("status", mode="before")
     @classmethod
@@ -418,11 +448,19 @@ class Version(BaseModel):
         except ValueError:
             return None
 
-    def matches(self, train_url: str, parameter: list[tuple[str, str]]) -> bool:
-        """True when this version is the one a point with this train_url and parameters created."""
-        return self.train_url == train_url and [
-            (p.label or "", p.value or "") for p in self.parameter
-        ] == parameter
+    @property
+    def parameter_pairs(self) -> list[tuple[str, str]]:
+        """The parameters as (label, value) text pairs, a missing half as ``""``."""
+        return [(p.label or "", p.value or "") for p in self.parameter]
+
+    def matches(self, train_url: str, parameter: Sequence[tuple[str, str]]) -> bool:
+        """True when this version is the one a point with this train_url and parameters created,
+        compared as :mod:`batchsubmit.identity` says (normalised path, parameters by value)."""
+        return (
+            self.train_url is not None
+            and normalise_train_url(self.train_url) == normalise_train_url(train_url)
+            and not disagreements(parameter, self.parameter_pairs)
+        )
 
 
 class VersionList(_Response):

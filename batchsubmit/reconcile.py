@@ -1,7 +1,11 @@
 """Reconciliation: before re-sending a create whose outcome is unknown, look for its version.
 
-A point is identified on the server by its rendered ``train_url`` together with its
-``parameter`` list. Listings are shared: every point that needs a look at the server waits for one
+A point is identified on the server by its rendered ``train_url``, normalised, and confirmed by
+its ``parameter`` list compared by value (:mod:`batchsubmit.identity`); a version on the point's
+train_url that does not confirm it is an :class:`IdentityConflictError`. Listings are complete
+walks (:mod:`batchsubmit.paging`) or errors, never partial.
+
+Listings are shared: every point that needs a look at the server waits for one
 listing that *started after* its own doubt arose (an older listing could have missed its version),
 so a burst of timeouts costs one paged listing, not one per point. The list may lag creation, so
 "not there" is only concluded after a second listing one settle interval later.
@@ -16,7 +20,8 @@ from time import monotonic
 import anyio
 import structlog
 
-from batchsubmit.errors import BatchSubmitError, Disposition
+from batchsubmit.errors import BatchSubmitError, Disposition, IdentityConflictError
+from batchsubmit.identity import disagreements, normalise_train_url
 from batchsubmit.models import Version
 from batchsubmit.retry import Backoff
 
@@ -34,29 +39,51 @@ def identity(train_url: str, parameter: Sequence[tuple[str, str]]) -> Identity:
 
 @dataclass(frozen=True, slots=True)
 class Listing:
-    """Every version of the job at one moment, indexed by identity."""
+    """Every version of the job at one moment, indexed by normalised train_url."""
 
     started_at: float
-    by_identity: dict[Identity, list[Version]]
+    by_train_url: dict[str, list[Version]]
     latest_version_id: int | None = None  # the newest version of the job, ours or not
 
     @classmethod
     def build(cls, started_at: float, versions: Sequence[Version]) -> Listing:
-        index: dict[Identity, list[Version]] = {}
+        index: dict[str, list[Version]] = {}
         for version in versions:
-            if version.train_url is None:
-                continue
-            params = tuple((p.label or "", p.value or "") for p in version.parameter)
-            index.setdefault((version.train_url, params), []).append(version)
+            if version.train_url is not None:
+                index.setdefault(normalise_train_url(version.train_url), []).append(version)
         for found in index.values():
-            found.sort(key=lambda v: v.version_id)
-        latest = max((v.version_id for v in versions), default=None)
-        return cls(started_at, index, latest)
+            found.sort(key=_age)
+        latest = max(versions, key=_age, default=None)  # by time: the listing's order is no promise
+        return cls(started_at, index, None if latest is None else latest.version_id)
 
     def find(self, who: Identity) -> Version | None:
-        """The oldest version with this identity, if any."""
-        found = self.by_identity.get(who)
-        return found[0] if found else None
+        """The oldest version that is this point's, if any.
+
+        Raises IdentityConflictError when versions hold the point's train_url but none of them
+        has its parameters."""
+        train_url, parameter = who
+        found = self.by_train_url.get(normalise_train_url(train_url))
+        if not found:
+            return None
+        differences = []
+        for version in found:
+            differs = disagreements(parameter, version.parameter_pairs)
+            if not differs:
+                return version
+            differences.append(
+                f"version {version.version_id} ({version.version_name or 'unnamed'}): "
+                + "; ".join(differs)
+            )
+        raise IdentityConflictError(
+            f"train_url {train_url!r} is already taken by a version with other parameters, "
+            f"so it is not this point's and nothing was created for it: {' | '.join(differences)}"
+            "; give the point a train_url of its own, or remove that version if it is a leftover"
+        )
+
+
+def _age(version: Version) -> tuple[int, int]:
+    """Oldest first: by create time, then by id (U5: no listing order is documented)."""
+    return version.create_time or 0, version.version_id
 
 
 ListVersions = Callable[[], Awaitable[list[Version]]]

@@ -38,6 +38,7 @@ from batchsubmit.errors import BatchSubmitError, Disposition, ThrottledError, Us
 from batchsubmit.ledger import LedgerState, LedgerWriter, StatusEntry, read_ledger
 from batchsubmit.limiter import AdaptiveRateLimiter
 from batchsubmit.models import JobStatus, VersionList
+from batchsubmit.paging import MAX_PER_PAGE, walk_versions
 
 __all__ = [
     "Board",
@@ -57,7 +58,7 @@ __all__ = [
 log = structlog.get_logger("batchsubmit.watch")
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
-PER_PAGE = 1000  # the API's largest page (list versions: per_page 1..1000)
+PER_PAGE = MAX_PER_PAGE  # the API's largest page
 DEFAULT_INTERVAL = 10.0
 MISSING_POLLS = 3  # rounds a version may be absent from its job's listing (list lag, deletion)
 MISSING_GRACE = 60.0  # ... and seconds, so that a short interval does not outrun the list's lag
@@ -384,28 +385,24 @@ async def list_job(
     after the limiter's pause, up to MAX_THROTTLES times; other errors propagate.
     """
     out: dict[int, Observation] = {}
-    seen: set[int] = set()
-    page = 1
-    while True:
-        listing = await _page(client, job_id, page, limiter)
-        fresh = [v for v in listing.versions if v.version_id not in seen]
-        for version in fresh:
-            seen.add(version.version_id)
-            if wanted is None or version.version_id in wanted:
-                out[version.version_id] = Observation(version.status, version.duration)
-        if len(listing.versions) < PER_PAGE or not fresh:
-            return out
-        page += 1
+
+    def fetch(page: int, per_page: int) -> Awaitable[VersionList]:
+        return _page(client, job_id, page, per_page, limiter)
+
+    async for version in walk_versions(fetch, per_page=PER_PAGE, what=f"job {job_id}'s versions"):
+        if wanted is None or version.version_id in wanted:
+            out[version.version_id] = Observation(version.status, version.duration)
+    return out
 
 
 async def _page(
-    client: VersionLister, job_id: int, page: int, limiter: AdaptiveRateLimiter
+    client: VersionLister, job_id: int, page: int, per_page: int, limiter: AdaptiveRateLimiter
 ) -> VersionList:
     throttled = 0
     while True:
         sent_at = await limiter.acquire()
         try:
-            listing = await client.list_versions_page(job_id, page=page, per_page=PER_PAGE)
+            listing = await client.list_versions_page(job_id, page=page, per_page=per_page)
         except ThrottledError as exc:
             limiter.on_throttled(exc, sent_at=sent_at)  # it pauses every caller as asked
             throttled += 1

@@ -35,6 +35,7 @@ from batchsubmit.errors import (
     AuthError,
     BatchSubmitError,
     Disposition,
+    IncompleteListingError,
     NotSentError,
     OutcomeUnknownError,
     ServerError,
@@ -222,8 +223,9 @@ async def test_list_versions_yields_each_version_once_when_a_create_shifts_the_p
 
 
 @pytest.mark.asyncio
-async def test_list_versions_stops_when_a_page_brings_nothing_new() -> None:
-    """A server that ignores ``page`` (same full page every time) cannot loop the client forever."""
+async def test_list_versions_is_incomplete_when_a_page_brings_nothing_new() -> None:
+    """A server that ignores ``page`` (the same page every time) ends the walk in an
+    IncompleteListingError after a few calls: it cannot prove that nothing else exists."""
     page = {"is_success": True, "versions": [{"version_id": i} for i in range(1, 4)]}
     calls = 0
 
@@ -232,11 +234,32 @@ async def test_list_versions_stops_when_a_page_brings_nothing_new() -> None:
         calls += 1
         return web.json_response(page)
 
+    listed: list[int] = []
     async with tiny_server(same_page) as url, open_client(url) as client:
         async with asyncio.timeout(10):  # a guard against the bug, not a wait
-            listed = await collect(client.list_versions(JOB, per_page=3))
+            with pytest.raises(IncompleteListingError, match="no new version"):
+                async for version in client.list_versions(JOB, per_page=3):
+                    listed.append(version.version_id)
+    assert listed == [1, 2, 3]
+    assert calls == 4  # the first page, then three that brought nothing new
+
+
+@pytest.mark.asyncio
+async def test_list_versions_ends_when_version_count_is_reached() -> None:
+    """Once ``version_count`` versions were seen the walk is complete, even on a short page."""
+    page = {"is_success": True, "version_count": 3,
+            "versions": [{"version_id": i} for i in range(1, 4)]}
+    calls = 0
+
+    async def same_page(_request: web.Request) -> web.Response:
+        nonlocal calls
+        calls += 1
+        return web.json_response(page)
+
+    async with tiny_server(same_page) as url, open_client(url) as client:
+        listed = await collect(client.list_versions(JOB))
     assert [v.version_id for v in listed] == [1, 2, 3]
-    assert calls == 2
+    assert calls == 1
 
 
 @pytest.mark.asyncio

@@ -206,6 +206,51 @@ async def test_points_already_on_the_server_are_adopted() -> None:
     assert ledger.records[0]["reconciled"] is True
 
 
+def foreign(train_url: str, lr: str) -> Version:
+    """A version someone else made on a point's train_url, with other parameters."""
+    return Version(version_id=900, version_name="V0900", train_url=train_url,
+                   parameter=[{"label": "lr", "value": lr}])
+
+
+async def test_a_foreign_version_at_the_start_fails_the_point_and_creates_nothing() -> None:
+    """The start-of-run listing shows point 0's train_url with other parameters: the point fails
+    with batchsubmit.identity_conflict, nothing is sent for it, the others go on."""
+    server, ledger, clock = ScriptedServer(), Recorder(), FakeClock()
+    listing = Listing.build(clock(), [foreign("obs://out/0", lr="7")])
+    await run(make_engine(server, ledger, clock), 2, on_server={10: listing})
+    assert server.calls == 1  # point 1 only
+    assert ledger.events("k0") == ["failed"]
+    failed = ledger.records[0]
+    assert failed["error_code"] == "batchsubmit.identity_conflict"
+    assert "version 900 (V0900)" in failed["error_message"]
+    assert ledger.events("k1") == ["submitted", "succeeded"]
+
+
+async def test_a_foreign_version_found_by_reconciliation_fails_the_point_without_a_resend() -> None:
+    """After an unknown outcome the listing shows the train_url taken by other parameters: the
+    point fails as a conflict rather than being sent again."""
+    server = ScriptedServer(OutcomeUnknownError("timed out"))
+    server.versions.append(foreign("/out/0", lr="7"))
+    ledger, clock = Recorder(), FakeClock()
+    await run(make_engine(server, ledger, clock), 1)
+    assert server.calls == 1
+    assert ledger.events("k0") == ["submitted", "failed"]
+    assert ledger.records[-1]["error_code"] == "batchsubmit.identity_conflict"
+
+
+async def test_an_echo_in_other_words_is_still_adopted() -> None:
+    """A version listed with the point's parameters as numbers and its path as obs:// is the
+    point's own: adopted at the start of a run, not created again."""
+    server, ledger, clock = ScriptedServer(), Recorder(), FakeClock()
+    echoed = Version(version_id=901, version_name="V0901", train_url="obs://out/0",
+                     parameter=[{"label": "service_default", "value": 1},
+                                {"label": "lr", "value": 0.0}])
+    await run(make_engine(server, ledger, clock), 1,
+              on_server={10: Listing.build(clock(), [echoed])})
+    assert server.calls == 0
+    assert ledger.records[0]["version_id"] == 901
+
+
 async def test_interrupt_stops_taking_points() -> None:
     """After interrupt() no new point is sent; the run returns with interrupted set."""
     server, ledger, clock = ScriptedServer(), Recorder(), FakeClock()

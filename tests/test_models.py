@@ -59,6 +59,7 @@ VALID = {
     "custom image": {"config.user_image_url": "swr/x:1", "config.user_command": "bash run.sh"},
     "app_url without a trailing slash": {"config.app_url": "/usr/app"},
     "ids beyond 32 bits": {"config.pre_version_id": 2**62, "config.spec_id": 2**40},
+    "a dedicated pool instead of spec_id": {"config.spec_id": DROP, "config.pool_id": "pool-a1"},
 }
 
 
@@ -84,7 +85,13 @@ INVALID: list[tuple[str, dict[str, Any], str, str]] = [
     ("config missing", {"config": DROP}, "config", "required field is missing"),
     ("worker_server_num missing", {"config.worker_server_num": DROP},
      "config.worker_server_num", "required"),
-    ("spec_id missing", {"config.spec_id": DROP}, "config.spec_id", "required"),
+    ("neither spec_id nor pool_id", {"config.spec_id": DROP}, "config", "or pool_id"),
+    ("spec_id and pool_id together", {"config.pool_id": "pool-a"}, "config",
+     "spec_id and pool_id together"),
+    ("pool_id empty", {"config.spec_id": DROP, "config.pool_id": " "}, "config",
+     "pool_id is empty"),
+    ("pool_id a number", {"config.spec_id": DROP, "config.pool_id": 7}, "config.pool_id",
+     "must be a string"),
     ("train_url missing", {"config.train_url": DROP}, "config.train_url", "required"),
     ("pre_version_id missing", {"config.pre_version_id": DROP}, "config.pre_version_id",
      "required"),
@@ -368,15 +375,25 @@ def test_version_status_blank_or_unknown() -> None:
     assert (future.status, future.job_status) == (99, None)
 
 
-def test_version_matches_by_train_url_and_parameters_in_order() -> None:
-    """matches() compares train_url and the (label, value) pairs, order included."""
+def test_version_matches_by_normalised_train_url_and_parameters_by_value() -> None:
+    """matches() compares the normalised train_url and the parameters by label and value."""
     version = Version.model_validate(
-        {"version_id": 1, "train_url": "/o/p1/",
-         "parameter": [{"label": "lr", "value": "0.1"}, {"label": "bs", "value": 32}]}
+        {"version_id": 1, "train_url": "obs://o/p1",
+         "parameter": [{"label": "lr", "value": 0.1}, {"label": "bs", "value": 32},
+                       {"label": "added_by_service", "value": "x"}]}
     )
     assert version.matches("/o/p1/", [("lr", "0.1"), ("bs", "32")])
-    assert not version.matches("/o/p1/", [("bs", "32"), ("lr", "0.1")])
+    assert version.matches("/o//p1/", [("bs", "32.0"), ("lr", "0.100")])
+    assert not version.matches("/o/p1/", [("lr", "0.2"), ("bs", "32")])
+    assert not version.matches("/o/p1/", [("lr", "0.1"), ("epochs", "3")])
     assert not version.matches("/o/p2/", [("lr", "0.1"), ("bs", "32")])
+
+
+def test_a_pool_version_reads_its_pool_id_as_text() -> None:
+    """A version's pool_id is kept as text, also when a server sends it as a number."""
+    assert Version.model_validate({"version_id": 1, "pool_id": "pool-a"}).pool_id == "pool-a"
+    assert Version.model_validate({"version_id": 1, "pool_id": 7}).pool_id == "7"
+    assert Version.model_validate({"version_id": 1, "pool_id": ""}).pool_id is None
 
 
 def test_version_list_tolerates_null_versions_and_string_counts() -> None:

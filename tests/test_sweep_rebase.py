@@ -364,6 +364,27 @@ def test_rebase_refuses_the_versions_own_train_url(tmp_path: Path) -> None:
     assert "job 10 rebased on version 31" in str(caught.value)
 
 
+def test_rebase_refuses_the_versions_own_train_url_in_another_spelling(tmp_path: Path) -> None:
+    """The version lists its train_url as obs://... without the final slash: still the same."""
+    spec = load(tmp_path, SPEC.replace("/out/{sweep}/{job_id}/{key}/", "/out/{job_id}/"))
+    with pytest.raises(SpecError, match="compared as normalised OBS paths"):
+        rebase(spec, 10, {**DETAIL, "train_url": "obs://out/10"})
+
+
+def test_rebase_of_a_pool_version_keeps_its_pool(tmp_path: Path) -> None:
+    """A dedicated-pool version (pool_id, perhaps a spec_id beside it) is re-versioned on its
+    pool: pool_id kept, spec_id dropped; a spec naming spec_id moves it to the public pool."""
+    pooled = {**DETAIL, "pool_id": "pool-gpu-a"}
+    (body,) = bodies(rebase(load(tmp_path), 11, pooled))
+    assert body["config"]["pool_id"] == "pool-gpu-a"
+    assert "spec_id" not in body["config"]
+    assert body == CreateVersionRequest.model_validate(body).to_wire()
+    public = SPEC.replace("    dataset_id: d1\n", "    dataset_id: d1\n    spec_id: 3\n")
+    (body,) = bodies(rebase(load(tmp_path, public), 11, pooled))
+    assert body["config"]["spec_id"] == 3
+    assert "pool_id" not in body["config"]
+
+
 def test_rebase_needs_from_version_and_a_version_id(tmp_path: Path) -> None:
     """Rebasing a spec without from_version, or on a detail without version_id, is an error."""
     spec = load(tmp_path)

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 
 from batchsubmit.errors import SpecError
+from batchsubmit.identity import normalise_train_url
 from batchsubmit.models import (
     CreateVersionRequest,
     DataSourceItem,
@@ -211,7 +212,11 @@ def expand_plan(plan: Plan, validate: bool) -> Iterator[Point]:
     # spec not yet rebased has a partial body: its fields are checked, the whole waits.
     model = PartialRequest if plan.partial else CreateVersionRequest
     check = model.__pydantic_validator__.validate_python if validate else None
-    taken = plan.rebased.train_url if validate and plan.rebased is not None else None
+    taken = (
+        normalise_train_url(plan.rebased.train_url)
+        if validate and plan.rebased is not None and plan.rebased.train_url is not None
+        else None
+    )
     for index, values in enumerate(_values(plan)):
         if escape is None:
             canonical = key_pairs(*values)
@@ -245,9 +250,10 @@ def expand_plan(plan: Plan, validate: bool) -> Iterator[Point]:
                 check(wire)
             except ValidationError as exc:
                 raise _body_error(plan, exc, index, key) from None
-            if taken is not None and config["train_url"] == taken:
+            if taken is not None and normalise_train_url(config["train_url"]) == taken:
                 raise plan.error(
-                    f"renders to {taken!r}, the train_url of the version this one builds on: the "
+                    f"renders to {config['train_url']!r}, the train_url of the version this one "
+                    "builds on (compared as normalised OBS paths): the "
                     "new version would write over its outputs, and could not be told apart from "
                     "it; give train_url a directory of its own, e.g. /bucket/out/{sweep}/{job_id}/",
                     ("base", "config", "train_url"),

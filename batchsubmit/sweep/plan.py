@@ -348,11 +348,16 @@ class _Compiler(Located):
         if not covered:
             return False
         literals = [literal for literal, _, _, _ in parts[1:]] + [""]
-        for position, following in zip(fields[:-1], literals, strict=False):
+        for position, following in zip(fields, literals, strict=False):
             if position == 1:  # {key}: fixed length
                 continue
             alphabet = self.alphabet(position)
-            if alphabet is None or not following or following[0] in alphabet:
+            # A slash in a value could merge with its neighbours when the path is normalised
+            # ("a/" + "/" and "a" + "/" are one OBS path), and so could a path that starts
+            # with a value ("obs:" + "//b/..."): only the digest check sees through those.
+            if alphabet is None or "/" in alphabet or (position == fields[0] and not parts[0][0]):
+                return False
+            if position != fields[-1] and (not following or following[0] in alphabet):
                 return False
         return True
 

@@ -5,9 +5,10 @@ in an ``array('Q')`` (8 bytes a point) and sorted once at the end: equal points 
 ``expand.py``), so a repeat would be a hash collision, which would make the engine take two points
 for one. ``train_url`` is proved unique once, at compile time, when its template names ``{key}``,
 ``{index}`` or every swept label and decodes unambiguously (``plan.unique_by_construction``);
-otherwise its 8-byte BLAKE2b digests are checked the same way, and a repeat is confirmed by
-re-rendering both points, so the error names both. A train_url with no placeholder at all fails at
-once, on the second point.
+otherwise the 8-byte BLAKE2b digests of its normalised forms (``/b/x/`` and ``obs://b/x`` are
+one path on the server: :mod:`batchsubmit.identity`) are checked the same way, and a repeat is
+confirmed by re-rendering both points, so the error names both. A train_url with no placeholder
+at all fails at once, on the second point.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from hashlib import blake2b
 from typing import TYPE_CHECKING
 
 from batchsubmit.errors import SpecError
+from batchsubmit.identity import normalise_train_url
 from batchsubmit.sweep.expand import Point, expand_plan, plan_of, point_at
 from batchsubmit.sweep.plan import Plan
 
@@ -69,7 +71,8 @@ def preflight(spec: SweepSpec | Plan) -> int:
         add_url = urls.append
         for point in expand_plan(plan, True):
             add_key(int(point.key, 16))
-            add_url(int.from_bytes(blake2b(point.train_url.encode(), digest_size=8).digest()))
+            url = normalise_train_url(point.train_url)
+            add_url(int.from_bytes(blake2b(url.encode(), digest_size=8).digest()))
     for i, j in _repeats(keys):
         first, second = point_at(plan, i), point_at(plan, j)
         raise plan.error(
@@ -80,7 +83,7 @@ def preflight(spec: SweepSpec | Plan) -> int:
         )
     for i, j in _repeats(urls) if urls is not None else ():
         first, second = point_at(plan, i), point_at(plan, j)
-        if first.train_url == second.train_url:  # not merely equal digests
+        if normalise_train_url(first.train_url) == normalise_train_url(second.train_url):
             raise _duplicate_url(plan, first, second)
     return len(keys)
 
@@ -88,7 +91,8 @@ def preflight(spec: SweepSpec | Plan) -> int:
 def _duplicate_url(plan: Plan, first: Point, second: Point) -> SpecError:
     return plan.error(
         f"train_url {second.train_url!r} is also the train_url of point #{first.index} "
-        f"(key {first.key}): their outputs would overwrite each other; put {{key}} in train_url",
+        + ("" if first.train_url == second.train_url else f"({first.train_url!r}: one OBS path) ")
+        + f"(key {first.key}): their outputs would overwrite each other; put {{key}} in train_url",
         ("base", "config", "train_url"),
         index=second.index,
         key=second.key,

@@ -19,6 +19,9 @@ out; fetching the detail is the runner's business. Three steps, each a function:
    dataset pair); the merged body's check reports anything still missing.
 5. Code source: ``app_url`` + ``boot_file_url`` and ``model_id`` are both kept when both are
    reported (the API allows both); rule 4 of :func:`merge_config` settles a switch.
+6. Resources: a version of a dedicated pool keeps its ``pool_id``, and a ``spec_id`` it may also
+   report is dropped (the create call takes one of them, U8); rule 4 of :func:`merge_config`
+   settles a switch (``spec_id`` in the overlay moves the versions to a public pool).
 
 :func:`merge_config`: the spec's ``base.config`` (the overlay) on top of that base.
 
@@ -31,7 +34,8 @@ out; fetching the detail is the runner's business. Three steps, each a function:
 4. Exclusive forms: an overlay naming (non-null) any field of one data-source form drops the base's
    other forms, so ``dataset_version_id: v2`` alone keeps the version's ``dataset_id`` and moves it
    to v2, while ``data_url: ...`` replaces a dataset. Likewise ``model_id`` in the overlay drops the
-   base's ``app_url``/``boot_file_url``, and either of those drops the base's ``model_id``.
+   base's ``app_url``/``boot_file_url``, and either of those drops the base's ``model_id``;
+   ``pool_id`` drops the base's ``spec_id``, and ``spec_id`` the base's ``pool_id``.
    ``engine_id`` belongs to neither side.
 
 :func:`rebase`: the spec for one job, compiled on the merged body. The form the spec names is
@@ -66,6 +70,7 @@ CREATE_FIELDS = (
     "dataset_version_id",
     "data_source",
     "spec_id",
+    "pool_id",
     "engine_id",
     "model_id",
     "train_url",
@@ -83,6 +88,10 @@ _CODE_FORMS: dict[str, tuple[str, ...]] = {
     "app": ("app_url", "boot_file_url"),
     "model": ("model_id",),
 }
+_POOL_FORMS: dict[str, tuple[str, ...]] = {
+    "pool": ("pool_id",),
+    "public": ("spec_id",),
+}  # in the order rule 6 prefers them
 _WIRE_ORDER = {name: i for i, name in enumerate(VersionConfig.model_fields)}
 
 
@@ -179,6 +188,8 @@ def _base(version: Mapping[str, Any], data_form: set[str]) -> dict[str, Any]:
         ]
         data_form = set(complete[:1])
     _drop_other_forms(config, data_form, _DATA_FORMS)
+    pools = [form for form, fields in _POOL_FORMS.items() if all(f in config for f in fields)]
+    _drop_other_forms(config, set(pools[:1]), _POOL_FORMS)  # rule 6
     config["pre_version_id"] = version_id_of(version)
     return config
 
@@ -208,6 +219,7 @@ def merge_config(base: Mapping[str, Any], overlay: Mapping[str, Any]) -> dict[st
     out = dict(base)
     _drop_other_forms(out, _named(overlay, _DATA_FORMS), _DATA_FORMS)
     _drop_other_forms(out, _named(overlay, _CODE_FORMS), _CODE_FORMS)
+    _drop_other_forms(out, _named(overlay, _POOL_FORMS), _POOL_FORMS)
     out = _deep_merge(out, {k: v for k, v in overlay.items() if k != "parameter"})
     if "parameter" in overlay:
         own = overlay["parameter"]
