@@ -522,19 +522,19 @@ async def test_stop_and_delete(session: aiohttp.ClientSession, clock: FakeClock)
 
 
 @pytest.mark.asyncio
-async def test_throttling_answers_apig_0308_with_retry_after(
+async def test_throttling_answers_apigw_0308_without_retry_after(
     session: aiohttp.ClientSession, clock: FakeClock
 ) -> None:
-    """Beyond the bucket, any API call gets 429 APIG.0308 and Retry-After; time refills it."""
+    """Beyond the bucket, any API call gets 429 APIGW.0308 naming its policy; time refills it."""
     async with serve(clock, rate=2, burst=2) as emu:
         assert (await post_json(session, versions_url(emu), EXAMPLE))[0] == 200
         assert (await get_json(session, versions_url(emu)))[0] == 200
         async with session.get(versions_url(emu)) as response:
             assert response.status == 429
-            assert response.headers["Retry-After"] == "1"
+            assert "Retry-After" not in response.headers  # G2: not known to be sent
             body = await response.json()
         assert body == {
-            "error_code": "APIG.0308",
+            "error_code": "APIGW.0308",
             "error_msg": "The throttling threshold has been reached: policy user over "
             "ratelimit,limit:2,time:1 second",
             "request_id": response.headers["X-Request-Id"],
@@ -544,8 +544,21 @@ async def test_throttling_answers_apig_0308_with_retry_after(
         clock.advance(0.5)
         assert (await post_json(session, versions_url(emu), EXAMPLE))[0] == 200
         assert emu.counters["throttled"] == 2 and emu.counters["creates"] == 2
-        emu.set_faults(retry_after=False, rate=1, burst=1)
+
+
+@pytest.mark.asyncio
+async def test_retry_after_is_sent_when_asked(
+    session: aiohttp.ClientSession, clock: FakeClock
+) -> None:
+    """retry_after=True adds Retry-After (whole seconds, at least 1) to every 429."""
+    async with serve(clock, rate=0.25, burst=1, retry_after=True) as emu:
         await get_json(session, versions_url(emu))
+        async with session.get(versions_url(emu)) as response:
+            assert (response.status, response.headers["Retry-After"]) == (429, "4")
+        clock.advance(3.5)
+        async with session.get(versions_url(emu)) as response:
+            assert (response.status, response.headers["Retry-After"]) == (429, "1")
+        emu.set_faults(retry_after=False)
         async with session.get(versions_url(emu)) as response:
             assert response.status == 429 and "Retry-After" not in response.headers
 
@@ -863,12 +876,12 @@ async def test_tampered_signed_request_is_apig_0301(
     tamper: Callable[[dict[str, Any]], None],
     reason: str,
 ) -> None:
-    """A request changed after signing is refused with 401 APIG.0301 and creates nothing."""
+    """A request changed after signing is refused with 401 APIGW.0301 and creates nothing."""
     async with serve(clock, auth="aksk", access_keys={AK: SK}, jobs={10: 20, 11: 21}) as emu:
         status, body = await send_signed(session, emu, tamper=tamper)
         assert status == 401
         assert set(body) == {"error_code", "error_msg", "request_id"}
-        assert body["error_code"] == "APIG.0301"
+        assert body["error_code"] == "APIGW.0301"
         assert reason in body["error_msg"] and SK not in body["error_msg"]
         assert emu.counters["creates"] == 0 and emu.counters["auth_failures"] == 1
 
@@ -878,11 +891,11 @@ async def test_tampered_signed_request_is_apig_0301(
 async def test_signed_date_outside_15_minutes_is_refused(
     session: aiohttp.ClientSession, clock: FakeClock, offset: int
 ) -> None:
-    """An X-Sdk-Date more than 15 minutes off the server clock is 401 APIG.0301."""
+    """An X-Sdk-Date more than 15 minutes off the server clock is 401 APIGW.0301."""
     async with serve(clock, auth="aksk", access_keys={AK: SK}) as emu:
         clock.now = EPOCH_2024 + offset  # the request below is dated EPOCH_2024
         status, body = await send_signed(session, emu)
-        assert (status, body["error_code"]) == (401, "APIG.0301")
+        assert (status, body["error_code"]) == (401, "APIGW.0301")
         assert "date out of window" in body["error_msg"]
         clock.now = EPOCH_2024 + offset * 14 / 16  # 14 minutes off: still inside
         assert (await send_signed(session, emu))[0] == 200
@@ -959,10 +972,10 @@ async def test_state_saved_on_every_change_when_interval_is_zero(
 async def test_admin_endpoints_are_off_by_default(
     session: aiohttp.ClientSession, clock: FakeClock
 ) -> None:
-    """Without admin=True the /_admin routes do not exist (404 APIG.0101)."""
+    """Without admin=True the /_admin routes do not exist (404 APIGW.0101)."""
     async with serve(clock) as emu:
         status, body = await get_json(session, f"{emu.url}/_admin/state")
-        assert (status, body["error_code"]) == (404, "APIG.0101")
+        assert (status, body["error_code"]) == (404, "APIGW.0101")
         status, _, _ = await post_json(session, f"{emu.url}/_admin/faults", {"error_500_share": 1})
         assert status == 404
         assert emu.config.error_500_share == 0
@@ -1069,5 +1082,6 @@ def test_cli_subprocess_serves_and_exits_cleanly_on_sigterm(tmp_path: Path) -> N
             process.communicate()
     assert process.returncode == 0, err
     assert out == ""  # the listening line was the only stdout
+    assert f"batchsubmit run SPEC --endpoint {url} --project-id {PID}" in err  # how to use it
     assert "env-token-secret" not in out + err
     assert {v["version_id"] for v in json.loads(state_file.read_text())["versions"]} == {20, 21}

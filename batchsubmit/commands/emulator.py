@@ -1,25 +1,33 @@
 """``batchsubmit emulator``: serve the local ModelArts v1 emulator until SIGINT/SIGTERM.
 
 A thin shell: flags become an :class:`EmulatorConfig`, the server runs in ``run_emulator``, and the
-one stdout line (the listening URL) is the contract integration tests read. Logs go to stderr.
+one stdout line (the listening URL) is the contract integration tests read. Logs, and the hint of
+how to point a run at the server, go to stderr.
+
+Registering the flags imports only the standard library and ``batchsubmit.emulator.constants``:
+pydantic, aiohttp and the logging set-up load when the command runs.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
-import errno
-import logging
 import os
-import signal
+import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pydantic import ValidationError
-
-from batchsubmit.emulator import DEFAULT_PROJECT_ID, EmulatorConfig
+from batchsubmit.emulator.constants import (
+    DEFAULT_PROJECT_ID,
+    ERROR_FIELDS,
+    GATEWAY_KINDS,
+    GATEWAY_PREFIXES,
+    PAGE_OFFSETS,
+    POLICY_PERIODS,
+)
 from batchsubmit.errors import UsageError
-from batchsubmit.logs import configure_logging
+
+if TYPE_CHECKING:
+    from batchsubmit.emulator import EmulatorConfig
 
 DEFAULT_PORT = 8642
 
@@ -35,9 +43,17 @@ anything is created, and *ambiguous* outcomes where the version IS created but t
 a reset connection, or a stall longer than the client's timeout. Randomness is seeded (--seed),
 so a fault run can be replayed. Created versions progress INIT -> RUNNING -> COMPLETED/FAILED.
 
-On start it prints one line to stdout, `batchsubmit emulator listening on http://HOST:PORT`, then
-serves until SIGINT or SIGTERM, saves --state-file if given, and exits 0. Secrets (tokens, SKs)
-are never printed; prefer passing them through the environment, since flags show in `ps`.
+By default it answers exactly as the documentation reads. The "drift" flags make it disagree
+with the client the way the real service may (each cites its entry in
+shared/spec/real-service-unknowns.md): values echoed as numbers, parameters reordered or added,
+OBS paths rewritten, short pages, errors as HTTP 200, another message field, another gateway
+prefix or counting, a looser validator. A client that creates every point exactly once should
+still do so with any of them on.
+
+On start it prints one line to stdout, `batchsubmit emulator listening on http://HOST:PORT`, and
+to stderr how to point `batchsubmit run` at it; then it serves until SIGINT or SIGTERM, saves
+--state-file if given, and exits 0. Secrets (tokens, SKs) are never printed; prefer passing them
+through the environment, since flags show in `ps`.
 """
 
 EPILOG = """\
@@ -45,7 +61,15 @@ examples:
   batchsubmit emulator
       open auth, no faults, port 8642
   batchsubmit emulator --port 0 --rate 10 --burst 5
-      a free port; the gateway's 429 APIG.0308 beyond 10 requests/s (Retry-After sent)
+      a free port; the gateway's 429 APIGW.0308 beyond 10 requests/s (no Retry-After, as G2)
+  batchsubmit emulator --rate 40 --gateway sliding-window --no-announce-limit
+      an undisclosed limit of 40 in any trailing second: can a client find it?
+  batchsubmit emulator --rate 1 --policy-period minute --gateway fixed-window
+      "limit:60,time:1 minute": 60 requests per aligned minute, all at once if sent so
+  batchsubmit emulator --echo-numbers --shuffle-params --add-params seed=0 \\
+      --normalise-train-url --max-per-page 50 --errors-200 --error-field error_msg
+      a service that echoes nothing byte for byte: resume and reconciliation must still
+      find every version (run a sweep, kill it, run it again)
   batchsubmit emulator --ambiguous-share 0.2 --ambiguous-kinds reset,stall --stall-seconds 60
       one create in five is made but its reply is lost: check your client creates exactly once
   HUAWEICLOUD_SDK_AK=... HUAWEICLOUD_SDK_SK=... batchsubmit emulator --auth aksk
@@ -134,13 +158,131 @@ def register(subparsers: Any) -> None:
         "--admin", action="store_true", help="enable /_admin/state, /_admin/faults, /_admin/reset"
     )
 
-    limits = parser.add_argument_group("throttling (token bucket per project)")
+    limits = parser.add_argument_group(
+        "the gateway (one limiter per project; real-service-unknowns.md G1-G5)"
+    )
     limits.add_argument(
         "--rate", type=float, metavar="PER_SECOND", help="requests/s (default: no limit)"
     )
-    limits.add_argument("--burst", type=int, metavar="N", help="bucket size (default: ceil(rate))")
     limits.add_argument(
-        "--no-retry-after", action="store_true", help="leave the Retry-After header out of 429s"
+        "--gateway",
+        choices=GATEWAY_KINDS,
+        default="bucket",
+        help="how the gateway counts, which nobody documents (G5): bucket = a token bucket "
+        "refilled at --rate/s, of --burst tokens; fixed-window = at most L requests per aligned "
+        "period; sliding-window = at most L in any trailing period, where L = ceil(rate) a "
+        "second, or rate*60 rounded a minute (default %(default)s)",
+    )
+    limits.add_argument(
+        "--burst",
+        type=int,
+        metavar="N",
+        help="bucket size, --gateway bucket only (default: ceil(rate))",
+    )
+    limits.add_argument(
+        "--policy-period",
+        choices=POLICY_PERIODS,
+        default="second",
+        help="the period the 429 announces, 'limit:L,time:1 second' or 'time:1 minute' (G3); "
+        "with minute, L = rate*60 rounded and the windows are 60 s long (a bucket still refills "
+        "at rate/s) (default %(default)s)",
+    )
+    limits.add_argument(
+        "--announce-limit",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="name the policy in the 429 message, as the gateway does (G3); with "
+        "--no-announce-limit the message says only 'The throttling threshold has been "
+        "reached', to measure a client against an undisclosed limit (default: announce)",
+    )
+    limits.add_argument(
+        "--retry-after",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="send a Retry-After header on 429; the real gateway is not known to (G2), so the "
+        "default is not to",
+    )
+    limits.add_argument(
+        "--gateway-prefix",
+        choices=GATEWAY_PREFIXES,
+        default="APIGW",
+        help="prefix of every gateway error code: APIGW.0308 throttled, APIGW.0301 "
+        "authentication failed, APIGW.0101 no such API; older pages spell them APIG. (G1) "
+        "(default %(default)s)",
+    )
+
+    drift = parser.add_argument_group(
+        "drift from the documentation (shared/spec/real-service-unknowns.md)"
+    )
+    drift.add_argument(
+        "--echo-numbers",
+        action="store_true",
+        help="list and detail return each parameter value that is a JSON number as a number "
+        '("0.010" -> 0.01, "32" -> 32) and "true"/"false" as booleans, as the reference\'s '
+        "own samples show (U1)",
+    )
+    drift.add_argument(
+        "--shuffle-params",
+        action="store_true",
+        help="list and detail return the parameters in another order, fixed per version (U2)",
+    )
+    drift.add_argument(
+        "--add-params",
+        metavar="LABEL=VALUE,...",
+        default="",
+        help="labels the service adds to every version's parameters in list and detail, as "
+        "built-in algorithms carry defaults; a label the request sent keeps its value (U2)",
+    )
+    drift.add_argument(
+        "--normalise-train-url",
+        action="store_true",
+        help="list and detail return train_url and log_url rewritten: /bucket/a/ -> "
+        "obs://bucket/a (U3)",
+    )
+    drift.add_argument(
+        "--max-per-page",
+        type=int,
+        metavar="N",
+        help="list-versions serves at most N versions a page whatever per_page asks, page=0 "
+        "too; version_count still counts them all (U4)",
+    )
+    drift.add_argument(
+        "--page-offsets",
+        choices=PAGE_OFFSETS,
+        default="served",
+        help="with --max-per-page, where page p starts: served = at (p-1)*min(per_page, N), "
+        "requested = at (p-1)*per_page, so the cap skips the rest of each page (U4) "
+        "(default %(default)s)",
+    )
+    drift.add_argument(
+        "--errors-200",
+        action="store_true",
+        help="answer the service's own 4xx errors as HTTP 200 with is_success false and the "
+        "same body (U6); gateway errors (429, and 401/404 with an APIG/APIGW code) keep "
+        "their status",
+    )
+    drift.add_argument(
+        "--error-field",
+        choices=ERROR_FIELDS,
+        default="error_message",
+        help="the name of the message in the service's failure body: error_message (current "
+        "create-version page) or error_msg (older pages, the SDK) (U7) (default %(default)s)",
+    )
+    strictness = drift.add_mutually_exclusive_group()
+    strictness.add_argument(
+        "--strict",
+        dest="strict",
+        action="store_true",
+        default=True,
+        help="refuse model_id beside app_url/boot_file_url, and pool_id beside spec_id, as the "
+        "documentation's rules say (default)",
+    )
+    strictness.add_argument(
+        "--lenient",
+        dest="strict",
+        action="store_false",
+        help="accept both, as the documented sample requests send them (U9); config.pool_id "
+        "(a dedicated pool, U8) or spec_id is required either way",
     )
 
     faults = parser.add_argument_group("faults")
@@ -233,8 +375,27 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(func=run)
 
 
+def parse_add_params(text: str) -> tuple[tuple[str, str], ...]:
+    """``--add-params "a=1,b=x"`` -> (("a", "1"), ("b", "x")); UsageError if malformed."""
+    pairs = []
+    for item in (part.strip() for part in text.split(",")):
+        if not item:
+            continue
+        label, sep, value = item.partition("=")
+        if not sep or not label.strip():
+            raise UsageError(
+                f"--add-params takes LABEL=VALUE,..., e.g. seed=0,epochs=10; got {item!r}"
+            )
+        pairs.append((label.strip(), value.strip()))
+    return tuple(pairs)
+
+
 def build_config(args: argparse.Namespace) -> EmulatorConfig:
     """Flags (and, for secrets, the environment) to a validated config; UsageError if wrong."""
+    from pydantic import ValidationError
+
+    from batchsubmit.emulator import EmulatorConfig
+
     tokens = list(args.token)
     if args.auth == "token" and not tokens and os.environ.get("MODELARTS_TOKEN"):
         tokens.append(os.environ["MODELARTS_TOKEN"])
@@ -268,7 +429,20 @@ def build_config(args: argparse.Namespace) -> EmulatorConfig:
         "seed": args.seed,
         "rate": args.rate,
         "burst": args.burst,
-        "retry_after": not args.no_retry_after,
+        "gateway": args.gateway,
+        "policy_period": args.policy_period,
+        "announce_limit": args.announce_limit,
+        "retry_after": args.retry_after,
+        "gateway_prefix": args.gateway_prefix,
+        "echo_numbers": args.echo_numbers,
+        "shuffle_params": args.shuffle_params,
+        "add_params": parse_add_params(args.add_params),
+        "normalise_train_url": args.normalise_train_url,
+        "max_per_page": args.max_per_page,
+        "page_offsets": args.page_offsets,
+        "errors_200": args.errors_200,
+        "error_field": args.error_field,
+        "strict": args.strict,
         "latency_ms": args.latency_ms,
         "latency_jitter_ms": args.latency_jitter_ms,
         "latency_distribution": args.latency_distribution,
@@ -297,8 +471,37 @@ def build_config(args: argparse.Namespace) -> EmulatorConfig:
         raise UsageError(f"invalid emulator settings: {problems}") from None
 
 
+def connect_hint(config: EmulatorConfig, url: str) -> str:
+    """What to type to point a run at this emulator (for stderr; names no secret)."""
+    if config.auth == "open":
+        env = "MODELARTS_TOKEN=any "
+        who = (
+            "auth is open, but `batchsubmit run` against a URL still wants a credential in its\n"
+            "  environment: any MODELARTS_TOKEN (or any HUAWEICLOUD_SDK_AK/_SK pair) is accepted."
+        )
+    elif config.auth == "token":
+        env = ""
+        who = "set MODELARTS_TOKEN to a token this emulator accepts (a --token, or its own)."
+    else:
+        env = ""
+        who = "set HUAWEICLOUD_SDK_AK and HUAWEICLOUD_SDK_SK to a pair this emulator accepts."
+    return (
+        "point a sweep at it:\n"
+        f"  {env}batchsubmit run SPEC --endpoint {url} --project-id {config.project_id}\n"
+        f"  {who}\n"
+        f"  The project id must be {config.project_id} (the spec's target.project_id, or "
+        "--project-id)."
+    )
+
+
 def run(args: argparse.Namespace) -> int:
     """Serve until SIGINT/SIGTERM; 0 on a clean stop."""
+    import asyncio
+    import errno
+    import logging
+
+    from batchsubmit.logs import configure_logging
+
     config = build_config(args)
     level = getattr(logging, args.log_level.upper())
     configure_logging(level=level)  # stderr; tracebacks without frame locals (secrets)
@@ -315,6 +518,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def _serve(config: EmulatorConfig) -> None:
+    import asyncio
+    import signal
+
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     signals = (signal.SIGINT, signal.SIGTERM)
@@ -325,6 +531,7 @@ async def _serve(config: EmulatorConfig) -> None:
 
         async with run_emulator(config) as emulator:
             print(f"batchsubmit emulator listening on {emulator.url}", flush=True)
+            print(connect_hint(config, emulator.url), file=sys.stderr, flush=True)
             await stop.wait()
     finally:
         for sig in signals:

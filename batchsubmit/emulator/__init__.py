@@ -13,15 +13,21 @@ every point was created exactly once::
 
 from typing import TYPE_CHECKING, Any
 
-from batchsubmit.emulator.config import DEFAULT_PROJECT_ID, RUNTIME_KNOBS, EmulatorConfig
+from batchsubmit.emulator.constants import DEFAULT_PROJECT_ID
 
 if TYPE_CHECKING:
     from batchsubmit.emulator.app import Emulator
+    from batchsubmit.emulator.config import RUNTIME_KNOBS, EmulatorConfig
     from batchsubmit.emulator.server import run_emulator
 
 
 def __getattr__(name: str) -> Any:
-    """The server parts (aiohttp.web) load on first use: `batchsubmit --help` stays quick."""
+    """Everything but constants loads on first use (pydantic, aiohttp.web): the CLI stays quick."""
+    if name in ("EmulatorConfig", "RUNTIME_KNOBS"):
+        from batchsubmit.emulator import config
+
+        value = globals()[name] = getattr(config, name)
+        return value
     if name == "Emulator":
         from batchsubmit.emulator.app import Emulator
 

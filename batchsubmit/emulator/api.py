@@ -3,7 +3,8 @@
 Reads (list, detail) see a version only after its list lag; writes (create with a
 pre_version_id, stop, delete) see the truth at once, as an eventually consistent service would.
 Job existence is checked after body validation, so a bad body to an unknown job is a 400 about
-the body.
+the body. What reads return passes through ``drift.py`` (numbers, order, added labels, OBS paths,
+page caps), so the emulator can disagree with the client the way the real service may.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 from aiohttp import web
 
+from batchsubmit.emulator.drift import drift_version, page_bounds
 from batchsubmit.emulator.state import Job, Version
 from batchsubmit.emulator.validation import (
     MAX_DESC,
@@ -121,7 +123,9 @@ class V1Api:
         emu = self.emu
         _path_id(request, "job_id", "ModelArts.2775", "training job")
         emu.inject_500(request, create=True)
-        body = validate_version_body(parse_json_object(await request.read()))
+        body = validate_version_body(
+            parse_json_object(await request.read()), strict=emu.config.strict
+        )
         job = self._job(request)
         pre_id = body.config["pre_version_id"]
         pre = emu.state.versions.get(pre_id)
@@ -191,7 +195,7 @@ class V1Api:
         """Create a job with its first version V0001."""
         emu = self.emu
         emu.inject_500(request, create=True)
-        body = validate_job_body(parse_json_object(await request.read()))
+        body = validate_job_body(parse_json_object(await request.read()), strict=emu.config.strict)
         for job in emu.state.jobs.values():
             if job.job_name == body.job_name:
                 raise invalid_value(
@@ -266,8 +270,14 @@ class V1Api:
             }
         )
 
+    def _render(self, version: Version, now: int) -> dict[str, Any]:
+        return drift_version(version.render(now), self.emu.config)
+
     async def list_versions(self, request: web.Request) -> web.Response:
-        """Visible versions newest first; page 0 (default) = all, page 1 = the first page."""
+        """Visible versions newest first; page 0 (default) = all, page 1 = the first page.
+
+        ``max_per_page`` caps every page, page 0 too; ``version_count`` counts all visible.
+        """
         emu = self.emu
         emu.inject_500(request, create=False)
         per_page = _query_int(request, "per_page", 10, 1, 1000)
@@ -276,7 +286,7 @@ class V1Api:
         emu.count("lists")
         now = emu.now_ms()
         visible = emu.state.visible_versions(job.job_id, now)
-        shown = visible if page == 0 else visible[(page - 1) * per_page : page * per_page]
+        start, stop = page_bounds(page, per_page, emu.config)
         return web.json_response(
             {
                 "is_success": True,
@@ -284,7 +294,7 @@ class V1Api:
                 "job_name": job.job_name,
                 "job_desc": job.job_desc,
                 "version_count": len(visible),
-                "versions": [version.render(now) for version in shown],
+                "versions": [self._render(version, now) for version in visible[start:stop]],
             }
         )
 
@@ -296,7 +306,7 @@ class V1Api:
         version = self._version(request, job, visible_only=True)
         emu.count("details")
         body = {"is_success": True, "job_id": job.job_id, "job_name": job.job_name}
-        body.update(version.render(emu.now_ms()))
+        body.update(self._render(version, emu.now_ms()))
         return web.json_response(body)
 
     # --- other writes -------------------------------------------------------------------------

@@ -1,8 +1,9 @@
 """The emulator object: state, counters, faults, and the aiohttp application serving them.
 
 Every API request passes one gate, in the gateway's order: authentication, project check,
-throttling, latency; handlers (``api.py``) then inject 500s and ambiguous outcomes. All randomness
-comes from one RNG seeded by the config, so a fault run can be replayed.
+throttling, latency; handlers (``api.py``) then inject 500s and ambiguous outcomes. Failures are
+answered in the configured drift (``error_response``: gateway prefix, message field, 4xx as
+200). All randomness comes from one RNG seeded by the config, so a fault run can be replayed.
 """
 
 from __future__ import annotations
@@ -49,9 +50,20 @@ NOT_FOUND_MSG = "The API does not exist or has not been published in the environ
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def error_response(rejection: Rejection, request_id: str) -> web.Response:
-    """The JSON failure body: APIG shape for gateway errors, v1 shape for the service's."""
+def error_response(
+    rejection: Rejection,
+    request_id: str,
+    *,
+    error_field: str = "error_message",
+    errors_200: bool = False,
+) -> web.Response:
+    """The JSON failure body: APIG shape for gateway errors, v1 shape for the service's.
+
+    The service's own body names its message ``error_field`` (U7); with ``errors_200`` its 4xx
+    answers carry HTTP 200, the body unchanged (U6). Gateway errors keep status and shape.
+    """
     body: dict[str, Any]
+    status = rejection.status
     if rejection.gateway:
         body = {
             "error_code": rejection.error_code,
@@ -62,9 +74,11 @@ def error_response(rejection: Rejection, request_id: str) -> web.Response:
         body = {
             "is_success": False,
             "error_code": rejection.error_code,
-            "error_message": rejection.message,
+            error_field: rejection.message,
         }
-    return web.json_response(body, status=rejection.status)
+        if errors_200 and 400 <= status < 500:
+            status = 200
+    return web.json_response(body, status=status)
 
 
 class Emulator:
@@ -81,7 +95,7 @@ class Emulator:
         self._clock = clock
         self._rng = random.Random(self._config.seed)
         self._throttle = Throttle(clock)
-        self._throttle.configure(self._config.rate, self._config.bucket_size)
+        self._throttle.configure(self._config.throttle_policy)
         self._counters = dict.fromkeys(COUNTER_NAMES, 0)
         self._url: str | None = None
         self._closing = asyncio.Event()
@@ -124,7 +138,7 @@ class Emulator:
     def set_faults(self, **changes: Any) -> EmulatorConfig:
         """Change runtime knobs (faults, throttling, lag, timing); returns the new config."""
         self._config = self._config.with_changes(**changes)
-        self._throttle.configure(self._config.rate, self._config.bucket_size)
+        self._throttle.configure(self._config.throttle_policy)
         log.info("batchsubmit.emulator.faults_changed", changes=sorted(changes))
         return self._config
 
@@ -166,6 +180,10 @@ class Emulator:
         """State changed: save now when saving on every change, else the saver will."""
         if self._config.state_save_interval == 0:
             self.save_state()
+
+    def gateway_code(self, number: str) -> str:
+        """A gateway error code with the configured prefix (G1): ``APIGW.0308`` or ``APIG.0308``."""
+        return f"{self._config.gateway_prefix}.{number}"
 
     def roll(self, share: float) -> bool:
         """True with probability ``share``; consumes no randomness when share is 0."""
@@ -212,7 +230,7 @@ class Emulator:
             self.count("requests")
         try:
             if request.match_info.http_exception is not None:
-                raise Rejection(404, "APIG.0101", NOT_FOUND_MSG, gateway=True)
+                raise Rejection(404, self.gateway_code("0101"), NOT_FOUND_MSG, gateway=True)
             if not admin:
                 await self._gate(request)
             response = await handler(request)
@@ -223,22 +241,37 @@ class Emulator:
                 self.count("throttled")
             elif rejection.status < 500:
                 self.count("rejected")
-            response = error_response(rejection, request_id)
+            response = self._error_response(rejection, request_id, admin=admin)
             response.headers.update(rejection.headers)
         except web.HTTPException as exc:  # e.g. 413 from aiohttp itself
-            response = error_response(
-                Rejection(exc.status, "ModelArts.0101", exc.reason), request_id
+            response = self._error_response(
+                Rejection(exc.status, "ModelArts.0101", exc.reason), request_id, admin=admin
             )
         except ConnectionResetError:  # the client went away mid-request (killed, timed out)
             log.info("batchsubmit.emulator.client_gone", path=request.path)
             raise
         except Exception:  # an emulator bug: still answer in the API's shape, and say so
             log.exception("batchsubmit.emulator.handler_crashed", path=request.path)
-            response = error_response(
-                Rejection(500, "ModelArts.0010", "internal error (emulator bug)"), request_id
+            response = self._error_response(
+                Rejection(500, "ModelArts.0010", "internal error (emulator bug)"),
+                request_id,
+                admin=admin,
             )
         response.headers["X-Request-Id"] = request_id
         return response
+
+    def _error_response(
+        self, rejection: Rejection, request_id: str, *, admin: bool
+    ) -> web.Response:
+        """The API's failure in the configured drift; /_admin answers are never drifted."""
+        if admin:
+            return error_response(rejection, request_id)
+        return error_response(
+            rejection,
+            request_id,
+            error_field=self._config.error_field,
+            errors_200=self._config.errors_200,
+        )
 
     async def _gate(self, request: web.Request) -> None:
         """Authenticate, check the project, throttle, then wait the configured latency."""
@@ -263,9 +296,8 @@ class Emulator:
             retry_after = str(max(1, math.ceil(wait)))  # delay-seconds is an integer (RFC 9110)
             raise Rejection(
                 429,
-                "APIG.0308",
-                "The throttling threshold has been reached: policy user over ratelimit,"
-                f"limit:{config.rate or 0:g},time:1 second",
+                self.gateway_code("0308"),
+                config.throttle_message(),
                 gateway=True,
                 headers={"Retry-After": retry_after} if config.retry_after else None,
             )
@@ -302,7 +334,10 @@ class Emulator:
         except SignatureError as exc:
             log.info("batchsubmit.emulator.auth_failed", reason=str(exc))
             raise Rejection(
-                401, "APIG.0301", f"Incorrect IAM authentication information: {exc}", gateway=True
+                401,
+                self.gateway_code("0301"),
+                f"Incorrect IAM authentication information: {exc}",
+                gateway=True,
             ) from None
 
     def _latency_seconds(self) -> float:

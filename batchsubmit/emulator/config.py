@@ -2,9 +2,12 @@
 
 The emulator exists to make a client meet the API's bad days on purpose, so faults, throttling,
 lag and timing are all settings here rather than code paths; defaults are the good day (open
-auth, no faults, no throttling). Fields listed in :data:`RUNTIME_KNOBS` may be changed while the
-server runs (``Emulator.set_faults``, ``POST /_admin/faults``); the rest fix the server's identity.
-``jobs`` seeds a fresh state only: an existing ``state_file`` is loaded instead.
+auth, no faults, no throttling). The *drift* knobs make it disagree with a literal reading of the
+documentation the way the real service may (shared/spec/real-service-unknowns.md: U1..U9 for the
+v1 API, G1..G5 for the gateway); by default it echoes what was sent, byte for byte. Fields
+listed in :data:`RUNTIME_KNOBS` may be changed while the server runs (``Emulator.set_faults``,
+``POST /_admin/faults``); the rest fix the server's identity. ``jobs`` seeds a fresh state only:
+an existing ``state_file`` is loaded instead.
 """
 
 from __future__ import annotations
@@ -15,7 +18,18 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
-DEFAULT_PROJECT_ID = "0123456789abcdef0123456789abcdef"
+from batchsubmit.emulator.constants import (
+    DEFAULT_PROJECT_ID,
+    PERIOD_SECONDS,
+    ErrorField,
+    GatewayKind,
+    GatewayPrefix,
+    PageOffsets,
+    PolicyPeriod,
+)
+from batchsubmit.emulator.throttle import Policy
+
+__all__ = ["AMBIGUOUS_KINDS", "DEFAULT_PROJECT_ID", "RUNTIME_KNOBS", "EmulatorConfig"]
 AmbiguousKind = Literal["500", "reset", "stall"]
 AMBIGUOUS_KINDS: frozenset[AmbiguousKind] = frozenset({"500", "reset", "stall"})
 
@@ -53,7 +67,39 @@ class EmulatorConfig(BaseModel):
         default=None, gt=0, description="requests/s per project; None = no limit"
     )
     burst: int | None = Field(default=None, ge=1, description="bucket size; None = ceil(rate)")
-    retry_after: bool = True
+    gateway: GatewayKind = Field(default="bucket", description="how the gateway counts (G5)")
+    policy_period: PolicyPeriod = Field(
+        default="second", description="the policy's period: 'limit:L,time:1 second|minute' (G3)"
+    )
+    announce_limit: bool = Field(default=True, description="the 429 message names its policy")
+    retry_after: bool = Field(default=False, description="send Retry-After on 429 (G2)")
+    gateway_prefix: GatewayPrefix = Field(
+        default="APIGW", description="prefix of gateway error codes: APIGW.0308 or APIG.0308 (G1)"
+    )
+
+    # --- runtime knobs: how the service drifts from the documentation ----------------------
+    echo_numbers: bool = Field(default=False, description="parameter values back as numbers (U1)")
+    shuffle_params: bool = Field(default=False, description="parameters back reordered (U2)")
+    add_params: tuple[tuple[str, str], ...] = Field(
+        default=(), description="(label, value) pairs the service adds to every version (U2)"
+    )
+    normalise_train_url: bool = Field(
+        default=False, description="train_url/log_url back as obs://bucket/path (U3)"
+    )
+    max_per_page: int | None = Field(
+        default=None, ge=1, description="list-versions serves at most this many per page (U4)"
+    )
+    page_offsets: PageOffsets = Field(
+        default="served", description="page p starts at (p-1)*served or (p-1)*per_page (U4)"
+    )
+    errors_200: bool = Field(default=False, description="business 4xx answered as 200 (U6)")
+    error_field: ErrorField = Field(
+        default="error_message", description="name of the failure message field (U7)"
+    )
+    strict: bool = Field(
+        default=True,
+        description="refuse model_id beside app_url/boot_file_url and pool_id beside spec_id (U9)",
+    )
 
     # --- runtime knobs: faults ---------------------------------------------------------------
     latency_ms: float = Field(default=0.0, ge=0)
@@ -85,6 +131,9 @@ class EmulatorConfig(BaseModel):
                 raise ValueError("jobs: job and version ids must be >= 1")
         if len(set(self.jobs.values())) != len(self.jobs):
             raise ValueError("jobs: each seeded job needs its own initial version id")
+        labels = [label for label, _ in self.add_params]
+        if any(not label for label in labels) or len(set(labels)) != len(labels):
+            raise ValueError("add_params: each label must be non-empty and given once")
         return self
 
     @property
@@ -93,6 +142,41 @@ class EmulatorConfig(BaseModel):
         if self.burst is not None:
             return self.burst
         return max(1, math.ceil(self.rate or 1))
+
+    @property
+    def window_seconds(self) -> float:
+        """Length of the policy's period: 1 s, or 60 s for a "1 minute" policy."""
+        return PERIOD_SECONDS[self.policy_period]
+
+    @property
+    def window_limit(self) -> int:
+        """Requests per period: ceil(rate) a second, or rate*60 rounded a minute (at least 1)."""
+        rate = self.rate or 1
+        if self.policy_period == "minute":
+            return max(1, round(rate * 60))
+        return max(1, math.ceil(rate))
+
+    @property
+    def throttle_policy(self) -> Policy | None:
+        """What the gateway enforces, or None without a rate."""
+        if self.rate is None:
+            return None
+        return Policy(
+            kind=self.gateway,
+            rate=self.rate,
+            capacity=self.bucket_size,
+            limit=self.window_limit,
+            window=self.window_seconds,
+        )
+
+    def throttle_message(self) -> str:
+        """The 429's message: the policy it announces, or none (announce_limit=False)."""
+        text = "The throttling threshold has been reached"
+        if not self.announce_limit:
+            return text
+        minute = self.policy_period == "minute"
+        limit = str(self.window_limit) if minute else f"{self.rate or 0:g}"
+        return f"{text}: policy user over ratelimit,limit:{limit},time:1 {self.policy_period}"
 
     def with_changes(self, **changes: Any) -> EmulatorConfig:
         """A validated copy with runtime knobs changed; identity fields are refused."""
@@ -116,6 +200,25 @@ class EmulatorConfig(BaseModel):
         return data
 
 
+DRIFT_KNOBS: frozenset[str] = frozenset(
+    {
+        "echo_numbers",
+        "shuffle_params",
+        "add_params",
+        "normalise_train_url",
+        "max_per_page",
+        "page_offsets",
+        "errors_200",
+        "error_field",
+        "strict",
+        "gateway",
+        "gateway_prefix",
+        "policy_period",
+        "announce_limit",
+    }
+)
+
+
 RUNTIME_KNOBS: frozenset[str] = frozenset(
     {
         "max_versions_per_job",
@@ -134,5 +237,6 @@ RUNTIME_KNOBS: frozenset[str] = frozenset(
         "init_seconds",
         "run_seconds",
         "failure_share",
+        *DRIFT_KNOBS,
     }
 )

@@ -29,6 +29,7 @@ VERSION_CONFIG_FIELDS = (
     "boot_file_url",
     "parameter",
     "spec_id",
+    "pool_id",
     "worker_server_num",
     "data_url",
     "dataset_id",

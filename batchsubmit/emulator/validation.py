@@ -3,6 +3,11 @@
 The emulator is an independent check of the client's request models, so nothing here is shared
 with them. Rules run in the order of the error contract and the first failure wins; every message
 names the field path and says what to write instead.
+
+``strict`` (the default) enforces the two exclusivity rules that the documentation's own sample
+requests break (real-service-unknowns.md, U9): ``model_id`` must not come with
+``app_url``/``boot_file_url``, and ``pool_id`` (a dedicated resource pool, U8) must not come with
+``spec_id``. Exactly one of ``spec_id`` and ``pool_id`` is required either way.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ STR_FIELDS = (
     "log_url",
     "user_image_url",
     "user_command",
+    "pool_id",
 )
 CONFIG_FIELDS = (*INT_FIELDS, *STR_FIELDS, "parameter", "data_source")
 DATA_SOURCE_FIELDS = ("dataset_id", "dataset_version", "type", "data_url")
@@ -114,15 +120,15 @@ def json_type(value: object) -> str:
     return "object"
 
 
-def validate_version_body(body: dict[str, Any]) -> VersionRequest:
+def validate_version_body(body: dict[str, Any], *, strict: bool = True) -> VersionRequest:
     """Apply every create-version rule in contract order; raises the first :class:`Rejection`."""
     _check_unknown(body, TOP_FIELDS)
     config = _check_types_top(body)
-    _check_config(body, config, require_pre_version=True)
+    _check_config(body, config, require_pre_version=True, strict=strict)
     return VersionRequest(job_desc=body.get("job_desc"), config=config)
 
 
-def validate_job_body(body: dict[str, Any]) -> JobRequest:
+def validate_job_body(body: dict[str, Any], *, strict: bool = True) -> JobRequest:
     """Create-job rules: a job name, and a config checked like a version's minus pre_version_id."""
     _check_unknown(body, JOB_TOP_FIELDS)
     if "job_name" not in body:
@@ -131,7 +137,7 @@ def validate_job_body(body: dict[str, Any]) -> JobRequest:
     if not isinstance(name, str):
         raise invalid_argument(f"job_name must be a JSON string, got {json_type(name)}")
     config = _check_types_top(body)
-    _check_config(body, config, require_pre_version=False)
+    _check_config(body, config, require_pre_version=False, strict=strict)
     if not JOB_NAME.fullmatch(name):
         raise invalid_value(
             f'job_name {name!r} is invalid: use 1..64 letters, digits, "_" or "-", e.g. "sweep-01"'
@@ -140,19 +146,25 @@ def validate_job_body(body: dict[str, Any]) -> JobRequest:
 
 
 def _check_config(
-    body: dict[str, Any], config: dict[str, Any], *, require_pre_version: bool
+    body: dict[str, Any], config: dict[str, Any], *, require_pre_version: bool, strict: bool
 ) -> None:
     """The rules after the unknown-field pass, in contract order."""
     _check_required_and_types(config, require_pre_version=require_pre_version)
     desc = body.get("job_desc")
     if desc is not None and len(desc) > MAX_DESC:
         raise invalid_value(f"job_desc has {len(desc)} characters; shorten it to <= {MAX_DESC}")
-    _check_code_source(config)
+    _check_code_source(config, strict=strict)
+    _check_resource(config, strict=strict)
     _check_data_source(config)
     _check_boot_file(config)
     for name in INT_FIELDS:
         if name in config and config[name] < 1:
             raise invalid_value(f"config.{name} must be >= 1, got {config[name]}")
+    if "pool_id" in config and not config["pool_id"].strip():
+        raise invalid_value(
+            'config.pool_id is empty: give the dedicated pool\'s id, e.g. "pool-1234", '
+            "or drop it and give config.spec_id for the public pool"
+        )
 
 
 def _check_unknown(body: dict[str, Any], allowed: tuple[str, ...]) -> None:
@@ -203,11 +215,18 @@ _EXAMPLES = {
 
 def _check_required_and_types(config: dict[str, Any], *, require_pre_version: bool) -> None:
     required = ["worker_server_num", "spec_id", "train_url"]
+    if "pool_id" in config:  # a dedicated pool replaces the public pool's spec_id (U8)
+        required.remove("spec_id")
     if require_pre_version:
         required.append("pre_version_id")
     for name in required:
         if name not in config:
-            raise invalid_argument(f"config.{name} is required; write e.g. {_EXAMPLES[name]}")
+            alternative = (
+                " (or config.pool_id for a dedicated resource pool)" if name == "spec_id" else ""
+            )
+            raise invalid_argument(
+                f"config.{name} is required{alternative}; write e.g. {_EXAMPLES[name]}"
+            )
     for name in INT_FIELDS:
         if name in config:
             value = config[name]
@@ -262,7 +281,7 @@ def _invalid_param(message: str) -> Rejection:
     return Rejection(400, "ModelArts.2788", message)
 
 
-def _check_code_source(config: dict[str, Any]) -> None:
+def _check_code_source(config: dict[str, Any], *, strict: bool) -> None:
     has_app, has_boot = "app_url" in config, "boot_file_url" in config
     if has_app != has_boot:
         present, missing = ("app_url", "boot_file_url") if has_app else ("boot_file_url", "app_url")
@@ -270,10 +289,26 @@ def _check_code_source(config: dict[str, Any]) -> None:
             f"config.{present} needs config.{missing} too: give both, e.g. "
             '"app_url": "/bucket/code/", "boot_file_url": "/bucket/code/train.py"'
         )
-    if not has_app and "model_id" not in config:
+    has_model = "model_id" in config
+    if not has_app and not has_model:
         raise _invalid_param(
             "config needs a code source: give config.app_url + config.boot_file_url "
             "(+ engine_id), or config.model_id"
+        )
+    if strict and has_app and has_model:
+        raise _invalid_param(
+            "config.model_id must not appear together with config.app_url and "
+            "config.boot_file_url: give model_id for a built-in algorithm, or app_url + "
+            "boot_file_url for your own code"
+        )
+
+
+def _check_resource(config: dict[str, Any], *, strict: bool) -> None:
+    """U8/U9: a public-pool job gives spec_id, a dedicated-pool job pool_id; strict: not both."""
+    if strict and "spec_id" in config and "pool_id" in config:
+        raise _invalid_param(
+            "config.spec_id must not appear together with config.pool_id: give spec_id for a "
+            "public-pool job, or pool_id for a dedicated resource pool"
         )
 
 
