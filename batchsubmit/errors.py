@@ -11,8 +11,8 @@ property of the error, :attr:`BatchSubmitError.disposition`, so the pool never n
     ├── IdentityConflictError        a version on the point's train_url has other parameters:
     │                                not ours, never adopted; the point fails, nothing is sent
     ├── APIError                     the server answered no (http_status, error_code, request_id)
-    │   ├── ThrottledError           429, APIG.0308, ModelArts.2799|4206|6101; has retry_after
-    │   ├── AuthError                401, 403 APIG.0301, ModelArts.02xx: stops the run, no retry
+    │   ├── ThrottledError           429, APIG(W).0308, ModelArts.2799|4206|6101; has retry_after
+    │   ├── AuthError                401, APIG(W).0301, ModelArts.02xx: stops the run, no retry
     │   └── ServerError              5xx: 500/502/504 after a POST leave the outcome unknown
     └── TransportError               no usable answer
         ├── NotSentError             refused / DNS failure: the request never left; safe to retry

@@ -89,3 +89,10 @@ def cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, 
     code = main(argv)
     out, err = capsys.readouterr()
     return code, out, err
+
+
+async def until_listed(emu: Emulator) -> None:
+    """Wait out the list lag of the newest version (by the emulator's clock): a ledger lost right
+    after a run is only recoverable once its last versions are listed (the README's assumption)."""
+    newest = max(v["visible_at"] for v in emu.versions())
+    await anyio.sleep(max(0.0, (newest - emu.now_ms()) / 1000 + 0.01))

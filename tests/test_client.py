@@ -303,14 +303,18 @@ async def test_list_lag_hides_a_new_version_from_list_and_detail_until_it_passes
 
 
 @pytest.mark.asyncio
-async def test_throttled_answer_is_throttled_error_with_retry_after() -> None:
-    """A 429 APIG.0308 becomes ThrottledError (retry) with Retry-After parsed into seconds."""
+@pytest.mark.parametrize("prefix", ["APIGW", "APIG"])
+async def test_throttled_answer_is_throttled_error_with_retry_after(prefix: str) -> None:
+    """A 429 APIGW.0308 (or APIG.0308, G1) becomes ThrottledError (retry) with Retry-After
+    parsed into seconds."""
     clock = FakeClock()
-    config = EmulatorConfig(rate=0.5, burst=1)
+    config = EmulatorConfig(rate=0.5, burst=1, retry_after=True, gateway_prefix=prefix)
     async with run_emulator(config, clock=clock) as emu, open_client(emu.url) as client:
         await client.create_version(JOB, version_body(1))
         error = await expect(ThrottledError, client.create_version(JOB, version_body(2)))
-        assert (error.http_status, error.error_code, error.retry_after) == (429, "APIG.0308", 2.0)
+        assert (error.http_status, error.error_code, error.retry_after) == (
+            429, f"{prefix}.0308", 2.0
+        )
         assert error.disposition is Disposition.RETRY
         assert error.request_id and re.fullmatch(r"[0-9a-f]{32}", error.request_id)
         assert len(emu.versions(JOB)) == 2
@@ -363,13 +367,15 @@ async def test_aksk_signed_requests_verify_end_to_end() -> None:
 
 
 @pytest.mark.asyncio
-async def test_aksk_wrong_secret_key_is_auth_error_and_creates_nothing() -> None:
-    """A request signed with the wrong SK is AuthError (401 APIG.0301, abort); SK never shown."""
-    config = EmulatorConfig(auth="aksk", access_keys={AK: SecretStr(SK)})
+@pytest.mark.parametrize("prefix", ["APIGW", "APIG"])
+async def test_aksk_wrong_secret_key_is_auth_error_and_creates_nothing(prefix: str) -> None:
+    """A request signed with the wrong SK is AuthError (401 APIGW.0301 or APIG.0301, abort);
+    SK never shown."""
+    config = EmulatorConfig(auth="aksk", access_keys={AK: SecretStr(SK)}, gateway_prefix=prefix)
     credentials = AkSkCredentials(ak=AK, sk=SecretStr(WRONG_SK), project_id=PID)
     async with run_emulator(config) as emu, open_client(emu.url, credentials) as client:
         error = await expect(AuthError, client.create_version(JOB, version_body(1)))
-        assert (error.http_status, error.error_code) == (401, "APIG.0301")
+        assert (error.http_status, error.error_code) == (401, f"{prefix}.0301")
         assert error.disposition is Disposition.ABORT
         assert error.request_id
         assert len(emu.versions(JOB)) == 1 and emu.counters["auth_failures"] == 1

@@ -240,8 +240,16 @@ def mutated_bodies(draw: st.DrawFn) -> dict[str, Any]:
 
 
 def _emulator_accepts(body: dict[str, Any]) -> bool:
+    """The emulator's verdict, in the reading our models follow (U9): ``model_id`` beside
+    ``app_url`` is allowed (the create page says only that app_url "need not be given"), so that
+    pair is judged leniently; ``pool_id`` beside ``spec_id`` is refused (the page forbids it)."""
+    config = body.get("config")
+    strict = True
+    if isinstance(config, dict) and "model_id" in config:
+        code_pair = "app_url" in config or "boot_file_url" in config
+        strict = not code_pair or ("pool_id" in config and "spec_id" in config)
     try:
-        validate_version_body(body)
+        validate_version_body(body, strict=strict)
     except Rejection:
         return False
     return True

@@ -129,3 +129,39 @@ async def test_reversion_watched_to_completion_then_reported(tmp_path: Path) -> 
         assert external not in html  # self-contained: nothing fetched when opened
     for key in state.outcomes:
         assert key.split(":")[1] in html or key in html
+
+
+async def test_a_dedicated_pool_sweep_runs_and_re_versioning_keeps_the_pool(
+    tmp_path: Path,
+) -> None:
+    """sweeps/dedicated-pool.yaml (pool_id, no spec_id) creates its six versions on the pool;
+    re-versioning the latest of them builds on it and keeps the pool."""
+    example = Path(__file__).parent.parent / "sweeps" / "dedicated-pool.yaml"
+    ledger = tmp_path / "pool.ledger.jsonl"
+    async with run_emulator(EmulatorConfig(project_id=PROJECT, jobs=JOBS)) as emu:
+        creds = NoCredentials(project_id=PROJECT)
+        result = await run_sweep(
+            RunOptions(spec=example, endpoint=emu.url, ledger=ledger, rate=50, quiet=True),
+            credentials=creds,
+        )
+        assert result.exit_code == 0, result.message
+        pooled = [v for v in emu.versions(10) if v.get("pool_id")]
+        assert len(pooled) == 6
+        assert {v["pool_id"] for v in pooled} == {"pool-gpu-a1"}
+        assert all(v.get("spec_id") is None for v in pooled)
+        spec = tmp_path / "move.yaml"
+        spec.write_text(yaml.safe_dump({
+            "name": "pool-move", "target": {"endpoint": "emulator", "project_id": PROJECT,
+                                            "job_id": 10},
+            "base": {"from_version": "latest", "config": {
+                "train_url": "/bkt/reversion/{sweep}/", "engine_id": 1}},
+        }))
+        moved = await run_sweep(
+            RunOptions(spec=spec, endpoint=emu.url, ledger=tmp_path / "m.ledger.jsonl",
+                       rate=50, quiet=True),
+            credentials=creds,
+        )
+        assert moved.exit_code == 0, moved.message
+        (rebased,) = [v for v in emu.versions(10) if v["train_url"].startswith("/bkt/reversion")]
+        assert rebased["pre_version_id"] == max(v["version_id"] for v in pooled)
+        assert (rebased["pool_id"], rebased.get("spec_id")) == ("pool-gpu-a1", None)

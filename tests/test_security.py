@@ -378,7 +378,7 @@ TAMPERS: dict[str, tuple[str, str, Callable[[Request], None]]] = {
 async def test_a_request_changed_after_signing_is_refused(
     method: str, query: str, tamper: Callable[[Request], None]
 ) -> None:
-    """Any signed header, the path, the query or the body changed: 401 APIG.0301, nothing made."""
+    """Any signed header, the path, the query or the body changed: 401 APIGW.0301, nothing made."""
     async with run_emulator(
         EmulatorConfig(auth="aksk", access_keys={AK: SecretStr(SK)}), clock=Clock()
     ) as emu:
@@ -386,7 +386,7 @@ async def test_a_request_changed_after_signing_is_refused(
         assert (await send(dict(request, headers=request["headers"].copy())))[0] == 200
         tamper(request)
         status, body = await send(request)
-        assert (status, body["error_code"]) == (401, "APIG.0301")
+        assert (status, body["error_code"]) == (401, "APIGW.0301")
         assert "signature mismatch" in body["error_msg"]
         assert emu.counters["creates"] == (1 if method == "POST" else 0)
 
@@ -408,7 +408,7 @@ async def test_a_replay_outside_the_15_minute_window_is_refused(offset: int, ok:
         if ok:
             assert status == 200 and emu.counters["creates"] == 1
         else:
-            assert (status, body["error_code"]) == (401, "APIG.0301")
+            assert (status, body["error_code"]) == (401, "APIGW.0301")
             assert "date out of window" in body["error_msg"]
             assert emu.counters["creates"] == 0
 
