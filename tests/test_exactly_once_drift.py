@@ -194,3 +194,27 @@ async def test_exactly_once_whatever_the_server_echoes(
         assert emu.counters["creates"] == creates, "a lost ledger must create nothing"
         assert again.exit_code == 0, again.message
         check_exactly_once(emu, ledger, spec)
+
+
+@pytest.mark.parametrize("error_field", ["error_message", "error_msg"])
+async def test_a_refusal_answered_as_http_200_fails_the_point_with_its_code(
+    tmp_path: Path, error_field: str
+) -> None:
+    """A business error sent as HTTP 200 with is_success false (U6), its message under either
+    name (U7), is a refusal: the point fails with the service's code and message, is not
+    retried, and creates nothing."""
+    spec = write_spec(tmp_path / "quota.json")
+    ledger = tmp_path / "quota.ledger.jsonl"
+    config = EmulatorConfig(project_id=PROJECT, max_versions_per_job=3, errors_200=True,
+                            error_field=error_field)
+    async with run_emulator(config) as emu:
+        result = await run(spec, emu.url, ledger, concurrency=1)
+        assert len(created(emu)) == 2  # the seeded version and two of ours fill the quota
+    assert result.exit_code == 1
+    outcomes = read_ledger(ledger).outcomes.values()
+    failed = [r for r in outcomes if r["event"] == "failed"]
+    assert len(failed) == len(points_of(spec)) - 2
+    for record in failed:
+        assert (record["error_code"], record["http_status"], record["attempts"]) == (
+            "ModelArts.0118", 200, 1)
+        assert "quota" in record["error_message"]
