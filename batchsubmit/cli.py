@@ -1,7 +1,9 @@
 """The command line: a thin shell that parses flags, calls a command, and returns an exit code.
 
 Each subcommand lives in ``batchsubmit/commands/<name>.py`` and exposes ``register(subparsers)``,
-which adds its parser and sets ``func(args) -> int`` as the parser default.
+which adds its parser and sets ``func(args) -> int`` as the parser default. Registering imports
+only the standard library: a command imports what it needs (aiohttp, pydantic, rich, PyYAML,
+structlog) when it runs, so ``--version`` and ``--help`` start at once.
 """
 
 from __future__ import annotations
@@ -13,11 +15,8 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
-import structlog
-
 from batchsubmit import __version__
 from batchsubmit.errors import BatchSubmitError
-from batchsubmit.logs import configure_logging
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -76,11 +75,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse exits 2 on usage errors, 0 on --help
         return int(exc.code or 0)
-    if not structlog.is_configured():  # tests capture events with structlog.testing
-        configure_logging()  # events go to stderr, never into a command's stdout
     if getattr(args, "func", None) is None:
         parser.print_help()
         return EXIT_USAGE
+    from batchsubmit.logs import ensure_configured  # structlog: only for a command that runs
+
+    ensure_configured()  # events go to stderr, never into a command's stdout
     try:
         return int(args.func(args))
     except BatchSubmitError as exc:

@@ -1,4 +1,10 @@
-"""structlog set-up for the command line. Library code only calls ``structlog.get_logger()``."""
+"""structlog set-up for the command line. Library code only calls ``structlog.get_logger()``.
+
+Importing this module imports structlog without rich's traceback machinery (rich.traceback,
+rich.pretty and pygments: ~50 ms of every command's start): structlog would import it at once
+whenever rich is installed, for a traceback that is seldom printed. A traceback on a terminal is
+still rich's, imported when one is printed (:func:`_rich_traceback`).
+"""
 
 from __future__ import annotations
 
@@ -8,11 +14,39 @@ import logging
 import os
 import sys
 from collections.abc import Iterator, MutableMapping
-from typing import Any, TextIO, cast
+from typing import TYPE_CHECKING, Any, TextIO, cast
 
-import structlog
+if TYPE_CHECKING:
+    from structlog.typing import ExcInfo
 
-__all__ = ["configure_logging", "logging_for_command"]
+__all__ = ["configure_logging", "ensure_configured", "logging_for_command"]
+
+#: What structlog imports when it finds rich (structlog.dev: rich.console and rich.traceback,
+#: which imports pygments; structlog.tracebacks: rich.pretty), blocked while structlog is imported.
+_RICH_AT_STRUCTLOG_IMPORT = ("rich", "rich.console", "rich.traceback", "rich.pretty")
+
+
+@contextlib.contextmanager
+def _without_rich() -> Iterator[None]:
+    """While structlog is first imported, rich's modules not yet imported look absent to it.
+
+    structlog then takes rich for not installed: its *default* exception formatter is the plain
+    one and it holds no reference to rich; nothing else changes (we pass our own formatter).
+    Once structlog is imported, rich imports as usual.
+    """
+    blocked = [name for name in _RICH_AT_STRUCTLOG_IMPORT if name not in sys.modules]
+    for name in blocked:
+        sys.modules[name] = None  # type: ignore[assignment]  # None: "import name" fails
+    try:
+        yield
+    finally:
+        for name in blocked:
+            if name in sys.modules and sys.modules[name] is None:
+                del sys.modules[name]
+
+
+with _without_rich():
+    import structlog
 
 _SECRET_KEYS = frozenset({"sk", "secret", "token", "authorization", "x-auth-token", "password"})
 
@@ -65,12 +99,7 @@ def configure_logging(
         renderer = structlog.processors.JSONRenderer()
     else:
         colors = out.isatty() and opened is None
-        # Never rich's default, which shows every frame's locals: an SK passed to a signer.
-        formatter = (
-            structlog.dev.RichTracebackFormatter(show_locals=False)
-            if colors
-            else structlog.dev.plain_traceback
-        )
+        formatter = _rich_traceback if colors else structlog.dev.plain_traceback
         renderer = structlog.dev.ConsoleRenderer(colors=colors, exception_formatter=formatter)
     structlog.configure(
         processors=[
@@ -86,6 +115,27 @@ def configure_logging(
         cache_logger_on_first_use=False,
     )
     return opened
+
+
+def ensure_configured() -> None:
+    """Console events on stderr, unless logging is configured already (tests capture events
+    with structlog.testing)."""
+    if not structlog.is_configured():
+        configure_logging()
+
+
+def _rich_traceback(sio: TextIO, exc_info: ExcInfo) -> None:
+    """rich's traceback, as structlog's ``RichTracebackFormatter(show_locals=False)`` draws it,
+    imported only when one is printed. Never rich's default of every frame's locals: an SK
+    passed to a signer."""
+    from rich.console import Console
+    from rich.traceback import Traceback
+
+    sio.write("\n")
+    traceback = Traceback.from_exception(
+        *exc_info, width=None, code_width=88, word_wrap=True, show_locals=False
+    )
+    Console(file=sio, color_system="truecolor", width=None).print(traceback)
 
 
 @contextlib.contextmanager

@@ -8,18 +8,12 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from batchsubmit.errors import SpecError, UsageError
-from batchsubmit.sweep import (
-    SweepSpec,
-    bind,
-    count_points,
-    iter_points,
-    load_spec,
-    preflight,
-    rebase,
-)
+
+if TYPE_CHECKING:  # the sweep package (pydantic, PyYAML) is imported when the command runs
+    from batchsubmit.sweep import SweepSpec
 
 DESCRIPTION = """\
 Expand a sweep spec into its points and check every one, without touching the network
@@ -178,6 +172,8 @@ def _detail_job(version: dict[str, Any]) -> int | None:
 def prepare(spec: SweepSpec, args: argparse.Namespace) -> tuple[SweepSpec, int, list[str]]:
     """The spec to show (bound to one job, rebased on --from-file), the number of jobs its
     points are sent to, and notes for the reader."""
+    from batchsubmit.sweep import bind, rebase
+
     jobs = spec.target.job_ids
     notes: list[str] = []
     if args.project_id and not args.endpoint:
@@ -259,6 +255,8 @@ def fetch_version(spec: SweepSpec, job: int, args: argparse.Namespace) -> dict[s
 
 def run(args: argparse.Namespace) -> int:
     """Load, check and print; SpecError propagates to the CLI, which exits 2."""
+    from batchsubmit.sweep import count_points, load_spec, preflight
+
     spec, jobs, notes = prepare(load_spec(args.spec), args)
     if args.count:
         _notes(notes, to_stderr=True)
@@ -283,6 +281,8 @@ def _notes(notes: list[str], *, to_stderr: bool) -> None:
 
 
 def _print_json(spec: SweepSpec, limit: int | None) -> None:
+    from batchsubmit.sweep import iter_points
+
     write = sys.stdout.write
     for point in itertools.islice(iter_points(spec, validate=False), limit):
         write(json.dumps(point.body, ensure_ascii=False, separators=(",", ":")) + "\n")
@@ -299,6 +299,8 @@ def _print_table(
 ) -> None:
     from rich.console import Console  # imported here: --count and --json never need rich
     from rich.table import Table
+
+    from batchsubmit.sweep import iter_points
 
     title = f"{spec.name}  ({spec.path})"
     if spec.target.job_id is not None:

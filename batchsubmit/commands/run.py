@@ -1,4 +1,8 @@
-"""``batchsubmit run``: send a sweep, exactly once, resumable."""
+"""``batchsubmit run``: send a sweep, exactly once, resumable.
+
+Registering the parser imports only the standard library; :func:`run` imports the runner (and
+with it aiohttp, pydantic, rich) when the command runs.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +11,6 @@ import logging
 import sys
 from pathlib import Path
 from typing import Any
-
-import anyio
-
-from batchsubmit.logs import logging_for_command
-from batchsubmit.runner import EXIT_INTERRUPTED, RunOptions, run_sweep
 
 DESCRIPTION = """\
 Create one training-job version per point of SPEC, concurrently, within a requests-per-second
@@ -79,6 +78,12 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Send the sweep; the exit code says how its points ended (see EPILOG)."""
+    import anyio
+
+    from batchsubmit.logs import logging_for_command
+    from batchsubmit.runner import EXIT_INTERRUPTED, RunOptions, run_sweep
+
     options = RunOptions(
         spec=args.spec, endpoint=args.endpoint, project_id=args.project_id, job_id=args.job_id,
         ledger=args.ledger, rate=args.rate, concurrency=args.concurrency,

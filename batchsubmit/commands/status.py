@@ -7,12 +7,8 @@ import json
 import os
 from typing import Any
 
-from rich.console import Console
-
 from batchsubmit.cli import EXIT_FAILED, EXIT_OK
 from batchsubmit.errors import LedgerError
-from batchsubmit.ledger import read_ledger
-from batchsubmit.summary import render_summary, summarize
 
 DESCRIPTION = """\
 Summarise a sweep's ledger: the JSON Lines file `batchsubmit run` appends to (--ledger; by
@@ -61,6 +57,11 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Print the ledger's summary; 0 when every point succeeded, else 1."""
+    from rich.console import Console  # imported when run: registering stays light
+
+    from batchsubmit.ledger import read_ledger
+    from batchsubmit.summary import render_summary, summarize
+
     path: str = args.ledger
     if not os.path.lexists(path):
         raise LedgerError(

@@ -10,25 +10,20 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import anyio
-from rich.console import Console
-
-from batchsubmit.auth import Credentials, NoCredentials, credentials_from_env
 from batchsubmit.errors import UsageError
-from batchsubmit.ledger import read_ledger
-from batchsubmit.limiter import AdaptiveRateLimiter
-from batchsubmit.logs import logging_for_command
-from batchsubmit.watch import (
-    DEFAULT_INTERVAL,
-    EXIT_INTERRUPTED,
-    WatchResult,
-    job_ids_of,
-    watch_ledger,
-)
+
+if TYPE_CHECKING:  # imported when the command runs: registering the parser stays light
+    import anyio
+
+    from batchsubmit.auth import Credentials
+    from batchsubmit.watch import WatchResult
 
 DEFAULT_RATE = 5.0
+#: batchsubmit.watch.DEFAULT_INTERVAL (a test checks they agree), written out here so that
+#: registering the parser does not import the watch loop (anyio, rich, pydantic).
+DEFAULT_INTERVAL = 10.0
 
 DESCRIPTION = """\
 Follow the training versions a sweep created (every succeeded point of LEDGER) until each one
@@ -89,6 +84,10 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Watch until every version stops; the exit code says how they ended."""
+    import anyio
+
+    from batchsubmit.logs import logging_for_command
+
     try:
         with logging_for_command(fmt=args.log_format, log_file=args.log_file):
             plan = _plan(args, os.environ)
@@ -101,6 +100,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _interrupted() -> WatchResult:
+    from batchsubmit.watch import EXIT_INTERRUPTED, WatchResult
+
     message = "interrupted: the statuses seen so far are in the ledger; run watch again to resume"
     return WatchResult(EXIT_INTERRUPTED, {}, {}, 0, message)
 
@@ -121,6 +122,10 @@ class _Plan:
 
 
 def _plan(args: argparse.Namespace, env: Mapping[str, str]) -> _Plan:
+    from batchsubmit.auth import NoCredentials, credentials_from_env
+    from batchsubmit.ledger import read_ledger
+    from batchsubmit.watch import job_ids_of
+
     path: Path = args.ledger
     if not os.path.lexists(path):
         raise UsageError(
@@ -163,7 +168,12 @@ def _plan(args: argparse.Namespace, env: Mapping[str, str]) -> _Plan:
 
 
 async def _watch(plan: _Plan) -> WatchResult:
+    import anyio
+    from rich.console import Console
+
     from batchsubmit.client import ModelArtsClient  # aiohttp loads only for commands that send
+    from batchsubmit.limiter import AdaptiveRateLimiter
+    from batchsubmit.watch import watch_ledger
 
     result: WatchResult | None = None
     async with contextlib.AsyncExitStack() as stack:
@@ -197,6 +207,8 @@ async def _serve_emulator(stack: contextlib.AsyncExitStack, project_id: str, sta
 
 async def _on_signal(scope: anyio.CancelScope) -> None:
     """Ctrl-C or SIGTERM: stop now (a batch of lines being written is finished first)."""
+    import anyio
+
     with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async for _ in signals:
             scope.cancel()
