@@ -4,7 +4,7 @@
 
     spec = load_spec("sweeps/quickstart.yaml")   # parse + validate; SpecError(file, line, field)
     count_points(spec)                           # arithmetic, no expansion
-    preflight(spec)                              # render + validate every point, check uniqueness
+    preflight(spec)                              # validate every point, check uniqueness
     for point in iter_points(spec):              # lazy, index order
         point.key, point.parameter, point.train_url, point.body
 
@@ -18,8 +18,9 @@ Many jobs and bases from the server (``target.job_ids``, ``base.from_version``):
 
 Modules: ``loader`` (files and line numbers, the only I/O), ``schema`` (the spec file's keys),
 ``render`` (the value-to-string rule, templates), ``sampling`` (random search), ``body`` and
-``plan`` (compiling a spec once), ``expand`` (points, keys, counting), ``preflight`` (checking
-every point), ``spec`` (load_spec, bind), ``rebase`` (a version's config as the base).
+``plan`` (compiling a spec once), ``expand`` (points, keys, counting), ``check`` (what one
+point can get wrong), ``preflight`` (checking every point), ``spec`` (load_spec, bind),
+``rebase`` (a version's config as the base).
 """
 
 from batchsubmit.sweep.expand import Point, count_points, iter_points, point_key

@@ -56,6 +56,9 @@ class Body:
     fixed_index: tuple[int | None, ...]  # their index in base.config.parameter; None: inherited
     train_url: Template | None
     uses_job_id: bool = False  # some template names {job_id}
+    # The templates with slots inside ``nested``, at their place in the wire body
+    # (``("config", "data_source", 0, "type")``): what a point can change there.
+    nested_slots: tuple[tuple[tuple[str | int, ...], Template], ...] = ()
 
 
 def _partial_request() -> type[BaseModel]:
@@ -137,6 +140,7 @@ class BodyCompiler(Located):
         self.fixed_raw: list[tuple[str, str, int | None]] = []
         self.positions = {"index": "0", "key": "1"}
         self.positions.update({label: f"{2 + i}[1]" for i, label in enumerate(labels)})
+        self.nested_slots: list[tuple[tuple[str | int, ...], Template]] = []
 
 
     def fixed(self, config: Mapping[str, Any]) -> None:
@@ -239,6 +243,7 @@ class BodyCompiler(Located):
             if compiled.constant is not None:
                 constant = compiled.constant
                 return lambda args: constant
+            self.nested_slots.append((path[1:], compiled))  # ("base", *wire) -> wire
             fmt = compiled.fmt.format
             return lambda args: fmt(*args)
         return lambda args: value
@@ -298,6 +303,7 @@ class BodyCompiler(Located):
             fixed_index=tuple(i for _, _, i in self.fixed_raw),
             train_url=train_url,
             uses_job_id=self.uses_job_id,
+            nested_slots=tuple(self.nested_slots),
         )
 
 

@@ -17,12 +17,12 @@ from __future__ import annotations
 import itertools
 import json
 import math
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from hashlib import blake2b
 from typing import TYPE_CHECKING, Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from batchsubmit.errors import SpecError
 from batchsubmit.identity import normalise_train_url
@@ -149,7 +149,7 @@ def _cell_draws(plan: Plan, cell: Pairs) -> Iterator[Pairs]:
         yield values
 
 
-def _values(plan: Plan) -> Iterator[Pairs]:
+def point_values(plan: Plan) -> Iterator[Pairs]:
     """The (label, value) pairs of every point, spec order, exclusions applied."""
     if plan.random is None:
         return _cells(plan)
@@ -182,8 +182,10 @@ _set_index, _set_key, _set_values, _set_parameter, _set_train_url, _set_body = (
 )
 
 
-def expand_plan(plan: Plan, validate: bool) -> Iterator[Point]:
-    """The points of a plan; see :func:`iter_points`."""
+def renderer(plan: Plan) -> Callable[[int, Pairs], Point]:
+    """The function that renders the point at ``index`` with these values (no validation).
+
+    Everything that does not depend on the point is computed here, once."""
     body = plan.body
     escape = plan.escape
     key_pairs = plan.key.pairs.format
@@ -208,16 +210,8 @@ def expand_plan(plan: Plan, validate: bool) -> Iterator[Point]:
     job_desc = body.job_desc
     desc_const = job_desc.constant if job_desc is not None else None
     desc_fmt = job_desc.fmt.format if job_desc is not None and desc_const is None else None
-    # The request model's own validator, minus model_validate's Python wrapper. A from_version
-    # spec not yet rebased has a partial body: its fields are checked, the whole waits.
-    model = PartialRequest if plan.partial else CreateVersionRequest
-    check = model.__pydantic_validator__.validate_python if validate else None
-    taken = (
-        normalise_train_url(plan.rebased.train_url)
-        if validate and plan.rebased is not None and plan.rebased.train_url is not None
-        else None
-    )
-    for index, values in enumerate(_values(plan)):
+
+    def render(index: int, values: Pairs) -> Point:
         if escape is None:
             canonical = key_pairs(*values)
         else:
@@ -245,28 +239,64 @@ def expand_plan(plan: Plan, validate: bool) -> Iterator[Point]:
             wire = {"job_desc": desc_const, "config": config}
         else:
             wire = {"config": config}
-        if check is not None:
-            try:
-                check(wire)
-            except ValidationError as exc:
-                raise _body_error(plan, exc, index, key) from None
-            if taken is not None and normalise_train_url(config["train_url"]) == taken:
-                raise plan.error(
-                    f"renders to {config['train_url']!r}, the train_url of the version this one "
-                    "builds on (compared as normalised OBS paths): the "
-                    "new version would write over its outputs, and could not be told apart from "
-                    "it; give train_url a directory of its own, e.g. /bucket/out/{sweep}/{job_id}/",
-                    ("base", "config", "train_url"),
-                    index=index,
-                    key=key,
-                )
         point = _new(Point)
         _set_index(point, index)
         _set_key(point, key)
         _set_values(point, values)
         _set_parameter(point, parameter)
-        _set_train_url(point, config["train_url"])
+        _set_train_url(point, config.get("train_url", ""))  # "" only in a body refused anyway
         _set_body(point, wire)
+        return point
+
+    return render
+
+
+def request_model(plan: Plan) -> type[BaseModel]:
+    """The model a body of ``plan`` must pass. A from_version spec not yet rebased has a partial
+    body: its fields are checked, the whole waits."""
+    return PartialRequest if plan.partial else CreateVersionRequest
+
+
+def body_validator(plan: Plan) -> Callable[[dict[str, Any]], object]:
+    """The request model's own validator, minus model_validate's Python wrapper."""
+    return request_model(plan).__pydantic_validator__.validate_python
+
+
+def taken_url(plan: Plan) -> str | None:
+    """The normalised train_url no point may render: the version's a rebased plan builds on."""
+    if plan.rebased is None or plan.rebased.train_url is None:
+        return None
+    return normalise_train_url(plan.rebased.train_url)
+
+
+def taken_error(plan: Plan, train_url: str, index: int, key: str) -> SpecError:
+    return plan.error(
+        f"renders to {train_url!r}, the train_url of the version this one "
+        "builds on (compared as normalised OBS paths): the "
+        "new version would write over its outputs, and could not be told apart from "
+        "it; give train_url a directory of its own, e.g. /bucket/out/{sweep}/{job_id}/",
+        ("base", "config", "train_url"),
+        index=index,
+        key=key,
+    )
+
+
+def expand_plan(plan: Plan, validate: bool) -> Iterator[Point]:
+    """The points of a plan; see :func:`iter_points`."""
+    render = renderer(plan)
+    if not validate:
+        yield from map(render, itertools.count(), point_values(plan))
+        return
+    check = body_validator(plan)
+    taken = taken_url(plan)
+    for index, values in enumerate(point_values(plan)):
+        point = render(index, values)
+        try:
+            check(point.body)
+        except ValidationError as exc:
+            raise body_error(plan, exc, index, point.key) from None
+        if taken is not None and normalise_train_url(point.train_url) == taken:
+            raise taken_error(plan, point.train_url, index, point.key)
         yield point
 
 
@@ -285,7 +315,7 @@ def _spec_path(plan: Plan, loc: tuple[str | int, ...]) -> KeyPath:
     return ("base", *loc)
 
 
-def _body_error(plan: Plan, exc: ValidationError, index: int, key: str) -> SpecError:
+def body_error(plan: Plan, exc: ValidationError, index: int, key: str) -> SpecError:
     first, count = first_error(exc)
     loc = tuple(first["loc"])
     wire = dotted(loc) or "<body>"
