@@ -401,6 +401,13 @@ def credentials_from_env(
     fields["project_id"] = explicit_project or _clean(env.get(ENV_PROJECT_ID)) or ""
     if not fields["project_id"]:
         raise UsageError(f"no project id: set {ENV_PROJECT_ID} or pass the project id explicitly")
+    return _build(model, fields, sources)
+
+
+def _build(
+    model: type[Credentials], fields: dict[str, str], sources: dict[str, str]
+) -> Credentials:
+    """The credentials; a UsageError naming where a bad piece came from, never its value."""
     try:
         return model(**fields)
     except ValidationError as exc:  # inputs are hidden (hide_input_in_errors); say where, not what

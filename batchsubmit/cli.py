@@ -16,12 +16,8 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from batchsubmit import __version__
+from batchsubmit.commands import ExitCode
 from batchsubmit.errors import BatchSubmitError
-
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_USAGE = 2
-EXIT_INTERRUPTED = 130
 
 COMMANDS = ("expand", "run", "status", "watch", "report", "emulator")
 
@@ -77,7 +73,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(exc.code or 0)
     if getattr(args, "func", None) is None:
         parser.print_help()
-        return EXIT_USAGE
+        return ExitCode.USAGE
     from batchsubmit.logs import ensure_configured  # structlog: only for a command that runs
 
     ensure_configured()  # events go to stderr, never into a command's stdout
@@ -85,7 +81,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args))
     except BatchSubmitError as exc:
         print(f"batchsubmit: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return ExitCode.USAGE
     except BaseExceptionGroup as group:  # a task group's failure: report the first of ours
         ours = group.subgroup(lambda e: isinstance(e, BatchSubmitError))
         if ours is None:
@@ -94,6 +90,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         while isinstance(first, BaseExceptionGroup):
             first = first.exceptions[0]
         print(f"batchsubmit: error: {first}", file=sys.stderr)
-        return EXIT_USAGE
+        return ExitCode.USAGE
     except KeyboardInterrupt:
-        return EXIT_INTERRUPTED
+        return ExitCode.INTERRUPTED

@@ -291,7 +291,6 @@ class ModelArtsClient:
             url += "?" + canonical_query(query)
         headers = {"Content-Type": "application/json"} if body else {}
         headers = self._credentials.headers_for(method, url, headers, body, self._now())
-        may_have_created = method == "POST"
         sent = False
         try:
             async with self._session.request(
@@ -323,20 +322,25 @@ class ModelArtsClient:
             raise self._unknown(method, path, exc, sent=sent) from exc
         if raw is None:
             raise self._unknown(method, path, f"reply larger than {_MAX_BODY} bytes", sent=True)
+        return self._decode(method, path, status, raw, reply_headers)
+
+    def _decode(
+        self, method: str, path: str, status: int, raw: bytes, headers: Mapping[str, str]
+    ) -> Any:
+        """The success body of a reply, or the classified error it carries."""
+        may_have_created = method == "POST"
         try:
             payload = json.loads(raw) if raw else None
         except ValueError:
             payload = _UNDECODABLE
         if 200 <= status < 300 and payload is not _UNDECODABLE:
             if isinstance(payload, dict) and _is_false(payload.get("is_success")):
-                raise classify_error(
-                    status, payload, reply_headers, may_have_created=may_have_created
-                )
+                raise classify_error(status, payload, headers, may_have_created=may_have_created)
             return payload
         if 200 <= status < 300:
             snippet = raw[:80].decode("utf-8", "replace")
             raise self._unknown(method, path, f"undecodable {status} reply {snippet!r}", sent=True)
-        raise classify_error(status, payload, reply_headers, may_have_created=may_have_created)
+        raise classify_error(status, payload, headers, may_have_created=may_have_created)
 
     @staticmethod
     def _unknown(method: str, path: str, cause: object, *, sent: bool) -> BatchSubmitError:

@@ -23,7 +23,6 @@ from time import monotonic
 from typing import Any, Protocol
 
 import anyio
-import structlog
 
 from batchsubmit import ledger as records
 from batchsubmit.errors import (
@@ -34,24 +33,19 @@ from batchsubmit.errors import (
     NotSentError,
     ThrottledError,
 )
+from batchsubmit.events import get_logger
 from batchsubmit.limiter import AdaptiveRateLimiter
-from batchsubmit.models import CreateVersionResponse
-from batchsubmit.reconcile import Listing, Reconciler, identity
+from batchsubmit.reconcile import Reconciler
 from batchsubmit.retry import Backoff, FailureWindow
 from batchsubmit.sweep import Point
+from batchsubmit.target import Created, PointListing, Target
 
-__all__ = ["Engine", "EngineStats", "Item", "RecordSink", "VersionCreator"]
+__all__ = ["Engine", "EngineStats", "Item", "RecordSink"]
 
 _POINTS_PER_SLOT = 8
 Item = tuple[int, Point, int]  # (job_id, point, attempts made in earlier runs)
 
-log = structlog.get_logger("batchsubmit.engine")
-
-
-class VersionCreator(Protocol):
-    async def create_version(
-        self, job_id: int, body: Mapping[str, Any]
-    ) -> CreateVersionResponse: ...
+log = get_logger("batchsubmit.engine")
 
 
 class RecordSink(Protocol):
@@ -102,7 +96,7 @@ class Engine:
     def __init__(
         self,
         *,
-        api: VersionCreator,
+        api: Target,
         ledger: RecordSink,
         limiter: AdaptiveRateLimiter,
         reconcilers: Mapping[int, Reconciler],
@@ -131,7 +125,7 @@ class Engine:
         self.abort_error: BatchSubmitError | None = None
         self.halt_reason: str | None = None
         self.interrupted = False
-        self._on_server: Mapping[int, Listing] = {}
+        self._on_server: Mapping[int, PointListing] = {}
 
     def __repr__(self) -> str:
         s = self.stats
@@ -148,10 +142,6 @@ class Engine:
     def stopping(self) -> bool:
         return self._stop.is_set()
 
-    def use_ledger(self, ledger: RecordSink) -> None:
-        """Where records go; set once the ledger is open (after the start-of-run listings)."""
-        self._ledger = ledger
-
     def set_total(self, total: int) -> None:
         self._counters.total = total
 
@@ -166,7 +156,7 @@ class Engine:
     # -- the pool ---------------------------------------------------------------------------
 
     async def run(
-        self, items: Iterable[Item], *, on_server: Mapping[int, Listing] | None = None
+        self, items: Iterable[Item], *, on_server: Mapping[int, PointListing] | None = None
     ) -> None:
         """Submit ``(job_id, point, attempts_so_far)`` items; returns when done or stopped.
 
@@ -207,13 +197,13 @@ class Engine:
         listing = self._on_server.get(job_id)
         if listing is not None:
             try:
-                found = listing.find(identity(point.train_url, point.parameter))
+                found = listing.find(point)
             except IdentityConflictError as conflict:
                 await self._conflict(job_id, point, conflict, attempts)
                 return
             if found is not None:
                 await self._succeed(
-                    point, attempts, found.version_id, found.version_name,
+                    point, attempts, found,
                     reconciled=True, latency_ms=None,
                 )
                 return
@@ -242,7 +232,7 @@ class Engine:
                 counters.in_flight += 1
                 counters.requests += 1
                 try:
-                    reply = await self._api.create_version(job_id, point.body)
+                    reply = await self._api.create(job_id, point)
                 except BatchSubmitError as exc:
                     error: BatchSubmitError = exc
                     reply = None
@@ -252,7 +242,7 @@ class Engine:
                 self._limiter.on_success()
                 self._window.record(False)
                 await self._succeed(
-                    point, attempts, reply.version_id, reply.version_name,
+                    point, attempts, reply,
                     reconciled=False, latency_ms=(self._clock() - sent_at) * 1000,
                 )
                 return
@@ -268,18 +258,7 @@ class Engine:
         disposition = error.disposition
         fields = {"key": point.key, "job_id": job_id, "attempt": attempts,
                   "error_code": error.error_code, "error": str(error)}
-        if isinstance(error, ThrottledError):
-            self._limiter.on_throttled(error, sent_at=sent_at)
-        elif not isinstance(error, NotSentError):  # never reached the server: says nothing
-            self._limiter.on_success()  # an answer, even a no, says the rate is fine
-            self._window.record(True)
-            if self._window.tripped and self.halt_reason is None:
-                self.halt_reason = (
-                    f"more than {self._window.threshold:.0%} of the last {self._window.size} "
-                    "requests failed: halting rather than burning the quota"
-                )
-                log.error("batchsubmit.run.halted", reason=self.halt_reason)
-                self._stop.set()
+        self._account(error, sent_at)
         if disposition is Disposition.ABORT:
             # No outcome is written: the intent stays pending, and the next run reconciles it.
             log.error("batchsubmit.submit.aborted", **fields)
@@ -292,25 +271,7 @@ class Engine:
             return False
         if disposition is Disposition.RECONCILE:
             log.info("batchsubmit.submit.outcome_unknown", **fields)
-            try:
-                found = await self._reconcilers[job_id].find(
-                    identity(point.train_url, point.parameter), doubt_at=self._clock()
-                )
-            except IdentityConflictError as conflict:
-                await self._conflict(job_id, point, conflict, attempts)
-                return False
-            except BatchSubmitError as exc:
-                log.error("batchsubmit.submit.unreconciled", key=point.key, error=str(exc))
-                self._counters.unresolved += 1
-                if exc.disposition is Disposition.ABORT:
-                    self.abort_error = self.abort_error or exc
-                    self._stop.set()
-                return False
-            if found is not None:
-                await self._succeed(
-                    point, attempts, found.version_id, found.version_name,
-                    reconciled=True, latency_ms=None,
-                )
+            if await self._reconcile(job_id, point, attempts):
                 return False
         if attempt_in_run >= self._max_attempts:
             log.warning("batchsubmit.submit.gave_up", **fields)
@@ -327,14 +288,56 @@ class Engine:
             self._counters.retrying -= 1
         return True
 
+    def _account(self, error: BatchSubmitError, sent_at: float) -> None:
+        """What a failed attempt says about the rate, and about the failure-rate guard."""
+        if isinstance(error, ThrottledError):
+            self._limiter.on_throttled(error, sent_at=sent_at)
+            return
+        if isinstance(error, NotSentError):  # never reached the server: says nothing
+            return
+        self._limiter.on_success()  # an answer, even a no, says the rate is fine
+        self._window.record(True)
+        if self._window.tripped and self.halt_reason is None:
+            self.halt_reason = (
+                f"more than {self._window.threshold:.0%} of the last {self._window.size} "
+                "requests failed: halting rather than burning the quota"
+            )
+            log.error("batchsubmit.run.halted", reason=self.halt_reason)
+            self._stop.set()
+
+    async def _reconcile(self, job_id: int, point: Point, attempts: int) -> bool:
+        """Look for the point's version after an unknown outcome; True once the point is
+        settled (found, a conflict, or left pending), False when it is surely absent."""
+        try:
+            found = await self._reconcilers[job_id].find(
+                point, doubt_at=self._clock()
+            )
+        except IdentityConflictError as conflict:
+            await self._conflict(job_id, point, conflict, attempts)
+            return True
+        except BatchSubmitError as exc:  # an incomplete listing proves nothing: left pending
+            log.error("batchsubmit.submit.unreconciled", key=point.key, error=str(exc))
+            self._counters.unresolved += 1
+            if exc.disposition is Disposition.ABORT:
+                self.abort_error = self.abort_error or exc
+                self._stop.set()
+            return True
+        if found is None:
+            return False
+        await self._succeed(
+            point, attempts, found,
+            reconciled=True, latency_ms=None,
+        )
+        return True
+
     async def _succeed(
-        self, point: Point, attempts: int, version_id: int, version_name: str,
+        self, point: Point, attempts: int, created: Created,
         *, reconciled: bool, latency_ms: float | None,
     ) -> None:
         await self._ledger.write(
             records.succeeded(
-                key=point.key, index=point.index, version_id=version_id,
-                version_name=version_name, parameter=point.parameter,
+                key=point.key, index=point.index, version_id=created.id,
+                version_name=created.name, parameter=point.parameter,
                 train_url=point.train_url, attempts=attempts, reconciled=reconciled,
                 latency_ms=None if latency_ms is None else round(latency_ms, 1),
             )
@@ -357,7 +360,7 @@ class Engine:
                 error_message=str(error) if api is None else api.error_message,
                 http_status=None if api is None else api.http_status,
                 request_id=None if api is None else api.request_id,
-                attempts=attempts,
+                attempts=attempts, parameter=point.parameter,
             )
         )
         self._counters.failed += 1

@@ -302,6 +302,30 @@ class JobStatus(enum.IntEnum):
         """True when the version will not change status any more."""
         return self in _TERMINAL
 
+    @staticmethod
+    def name_of(code: int) -> str:
+        """``RUNNING`` for 8; a code this version does not know is ``STATUS_<code>``."""
+        try:
+            return JobStatus(code).name
+        except ValueError:
+            return f"STATUS_{code}"
+
+    @staticmethod
+    def is_terminal_code(code: int) -> bool:
+        """The status will not change any more (an unknown code is assumed not to be final)."""
+        try:
+            return JobStatus(code).terminal
+        except ValueError:
+            return False
+
+    @staticmethod
+    def is_success_code(code: int) -> bool:
+        """A terminal status that means the training finished well."""
+        try:
+            return JobStatus(code).succeeded
+        except ValueError:
+            return False
+
     @property
     def succeeded(self) -> bool:
         """True for the terminal statuses that mean the training finished well."""

@@ -1,9 +1,8 @@
-"""Reconciliation: before re-sending a create whose outcome is unknown, look for its version.
+"""Reconciliation: before re-sending a create whose outcome is unknown, look for its object.
 
-A point is identified on the server by its rendered ``train_url``, normalised, and confirmed by
-its ``parameter`` list compared by value (:mod:`batchsubmit.identity`); a version on the point's
-train_url that does not confirm it is an :class:`IdentityConflictError`. Listings are complete
-walks (:mod:`batchsubmit.paging`) or errors, never partial.
+How a point is recognised is the target's (:class:`~batchsubmit.target.PointListing`; for v1 a
+normalised train_url confirmed by its parameters, :mod:`batchsubmit.v1`). Listings are complete
+walks or errors, never partial, so "absent" is never concluded from a listing that missed pages.
 
 Listings are shared: every point that needs a look at the server waits for one
 listing that *started after* its own doubt arose (an older listing could have missed its version),
@@ -13,80 +12,22 @@ so a burst of timeouts costs one paged listing, not one per point. The list may 
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
 from time import monotonic
 
 import anyio
-import structlog
 
-from batchsubmit.errors import BatchSubmitError, Disposition, IdentityConflictError
-from batchsubmit.identity import disagreements, normalise_train_url
-from batchsubmit.models import Version
+from batchsubmit.errors import BatchSubmitError, Disposition
+from batchsubmit.events import get_logger
 from batchsubmit.retry import Backoff
+from batchsubmit.sweep import Point
+from batchsubmit.target import Created, PointListing
 
-__all__ = ["Listing", "Reconciler", "identity"]
+__all__ = ["ListPoints", "Reconciler"]
 
-log = structlog.get_logger("batchsubmit.reconcile")
+log = get_logger("batchsubmit.reconcile")
 
-Identity = tuple[str, tuple[tuple[str, str], ...]]
-
-
-def identity(train_url: str, parameter: Sequence[tuple[str, str]]) -> Identity:
-    """The identity of a point (or a version) on the server."""
-    return train_url, tuple(parameter)
-
-
-@dataclass(frozen=True, slots=True)
-class Listing:
-    """Every version of the job at one moment, indexed by normalised train_url."""
-
-    started_at: float
-    by_train_url: dict[str, list[Version]]
-    latest_version_id: int | None = None  # the newest version of the job, ours or not
-
-    @classmethod
-    def build(cls, started_at: float, versions: Sequence[Version]) -> Listing:
-        index: dict[str, list[Version]] = {}
-        for version in versions:
-            if version.train_url is not None:
-                index.setdefault(normalise_train_url(version.train_url), []).append(version)
-        for found in index.values():
-            found.sort(key=_age)
-        latest = max(versions, key=_age, default=None)  # by time: the listing's order is no promise
-        return cls(started_at, index, None if latest is None else latest.version_id)
-
-    def find(self, who: Identity) -> Version | None:
-        """The oldest version that is this point's, if any.
-
-        Raises IdentityConflictError when versions hold the point's train_url but none of them
-        has its parameters."""
-        train_url, parameter = who
-        found = self.by_train_url.get(normalise_train_url(train_url))
-        if not found:
-            return None
-        differences = []
-        for version in found:
-            differs = disagreements(parameter, version.parameter_pairs)
-            if not differs:
-                return version
-            differences.append(
-                f"version {version.version_id} ({version.version_name or 'unnamed'}): "
-                + "; ".join(differs)
-            )
-        raise IdentityConflictError(
-            f"train_url {train_url!r} is already taken by a version with other parameters, "
-            f"so it is not this point's and nothing was created for it: {' | '.join(differences)}"
-            "; give the point a train_url of its own, or remove that version if it is a leftover"
-        )
-
-
-def _age(version: Version) -> tuple[int, int]:
-    """Oldest first: by create time, then by id (U5: no listing order is documented)."""
-    return version.create_time or 0, version.version_id
-
-
-ListVersions = Callable[[], Awaitable[list[Version]]]
+ListPoints = Callable[[float], Awaitable[PointListing]]  # started_at -> a complete listing
 
 
 class Reconciler:
@@ -94,7 +35,7 @@ class Reconciler:
 
     def __init__(
         self,
-        list_versions: ListVersions,
+        list_points: ListPoints,
         *,
         settle: float = 2.0,
         max_attempts: int = 6,
@@ -102,13 +43,13 @@ class Reconciler:
         clock: Callable[[], float] = monotonic,
         sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
     ) -> None:
-        self._list_versions = list_versions
+        self._list_points = list_points
         self.settle = settle
         self._max_attempts = max_attempts
         self._backoff = backoff or Backoff()
         self._clock = clock
         self._sleep = sleep
-        self._latest: Listing | None = None
+        self._latest: PointListing | None = None
         self._in_flight: anyio.Event | None = None
         self._in_flight_started = 0.0
         self._failure: BatchSubmitError | None = None
@@ -118,7 +59,7 @@ class Reconciler:
         busy = "listing" if self._in_flight else "idle"
         return f"<Reconciler {busy} listings={self.listings} settle={self.settle}s>"
 
-    async def listing(self, *, not_before: float) -> Listing:
+    async def listing(self, *, not_before: float) -> PointListing:
         """A listing that started at or after ``not_before`` (clock time), shared when possible."""
         while True:
             if self._latest is not None and self._latest.started_at >= not_before:
@@ -135,39 +76,39 @@ class Reconciler:
                 continue
             await self._refresh()
 
-    async def find(self, who: Identity, *, doubt_at: float) -> Version | None:
-        """The version a point created, if it exists, doubting since ``doubt_at`` (clock time).
+    async def find(self, point: Point, *, doubt_at: float) -> Created | None:
+        """What a point created, if it exists, doubting since ``doubt_at`` (clock time).
 
         Looks once in a listing begun after the doubt arose and, if absent, once more a settle
-        interval later, since new versions may show in the list only after a lag.
+        interval later, since new objects may show in the list only after a lag. Raises
+        IdentityConflictError (from the listing) when another object holds the point's identity.
         """
-        version = (await self.listing(not_before=doubt_at)).find(who)
-        if version is None and self.settle > 0:
-            version = (await self.listing(not_before=doubt_at + self.settle)).find(who)
-        return version
+        found = (await self.listing(not_before=doubt_at)).find(point)
+        if found is None and self.settle > 0:
+            found = (await self.listing(not_before=doubt_at + self.settle)).find(point)
+        return found
 
     async def _refresh(self) -> None:
         event = self._in_flight = anyio.Event()
         started = self._in_flight_started = self._clock()
         self._failure = None
         try:
-            versions = await self._list_with_retries()
+            self._latest = await self._list_with_retries(started)
         except BatchSubmitError as exc:
             self._failure = exc
             raise
         else:
-            self._latest = Listing.build(started, versions)
             self.listings += 1
-            log.debug("batchsubmit.reconcile.listed", versions=len(versions))
+            log.debug("batchsubmit.reconcile.listed", listings=self.listings)
         finally:
             self._in_flight = None
             event.set()
 
-    async def _list_with_retries(self) -> list[Version]:
+    async def _list_with_retries(self, started: float) -> PointListing:
         attempt = 1
         while True:
             try:
-                return await self._list_versions()
+                return await self._list_points(started)
             except BatchSubmitError as exc:
                 # A listing is a read: anything but a refusal of our credentials is worth retrying.
                 if exc.disposition is Disposition.ABORT or attempt >= self._max_attempts:

@@ -1,16 +1,27 @@
-"""One run of a sweep, from spec file to summary: the I/O shell around the engine.
+"""One run of a sweep, in named phases; the core that the command line and the Python API share.
 
-Order matters, and each step can stop the run before anything is sent: load and preflight the
-whole spec, resolve the target and credentials, read the ledger, then reconcile with the server
-(one listing) before the first create.
+Each phase is a function, and each can stop the run before anything is sent::
+
+    plan_run(spec, request, env)      -> RunPlan     settings resolved, every point preflighted
+    open_run(plan, env, credentials)  -> Session     the ledger (locked), the endpoint (or the
+                                                     embedded emulator), client, limiter and
+                                                     reconcilers; nothing sent yet
+    reconcile_start(session)          -> Start       one listing per job, begun a settle interval
+                                                     after the newest pending intent; bases of a
+                                                     from_version spec fetched and rebased
+    submit_points(session, start)     -> RunOutcome  the engine between run_started and
+                                                     run_finished
+
+:class:`SweepRun` strings them together and can be interrupted (Ctrl-C, a cancelled task): no
+new point is taken, requests in flight get ``grace`` seconds, and every outcome is written. The
+core returns data: no terminal output, no signal handlers, no exit codes (``commands/run.py``
+and ``api.py`` do those).
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
-import signal
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from functools import partial
@@ -19,51 +30,58 @@ from time import monotonic
 from typing import Any
 
 import anyio
-import structlog
-from rich.console import Console
 
 from batchsubmit import ledger as records
 from batchsubmit.auth import ENV_PROJECT_ID, Credentials, NoCredentials, credentials_from_env
 from batchsubmit.client import ModelArtsClient
 from batchsubmit.engine import Engine, EngineStats, Item
-from batchsubmit.errors import AuthError, SpecError, UsageError
+from batchsubmit.errors import BatchSubmitError, SpecError, UsageError
+from batchsubmit.events import get_logger
 from batchsubmit.ledger import LedgerState, LedgerWriter, read_ledger
 from batchsubmit.limiter import AdaptiveRateLimiter
-from batchsubmit.models import Version
-from batchsubmit.progress import watch_progress
-from batchsubmit.reconcile import Listing, Reconciler
+from batchsubmit.reconcile import Reconciler
 from batchsubmit.retry import Backoff
-from batchsubmit.summary import Summary, render_summary, summarize
 from batchsubmit.sweep import (
     Point,
     SweepSpec,
     bind,
     count_points,
     iter_points,
-    load_spec,
     preflight,
     rebase,
 )
 from batchsubmit.sweep.expand import MAX_POINTS
 from batchsubmit.sweep.schema import MAX_CONCURRENCY
-from batchsubmit.watch import WatchResult, watch_ledger
+from batchsubmit.target import PointListing, Target
+from batchsubmit.v1 import V1Target
 
-__all__ = ["RunOptions", "RunResult", "run_sweep"]
+__all__ = [
+    "RunOutcome",
+    "RunPlan",
+    "RunRequest",
+    "Session",
+    "Settings",
+    "Start",
+    "SweepRun",
+    "open_run",
+    "plan_run",
+    "reconcile_start",
+    "submit_points",
+]
 
-log = structlog.get_logger("batchsubmit.run")
+log = get_logger("batchsubmit.run")
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 DEFAULT_RATE = 5.0
 DEFAULT_CONCURRENCY = 8
 DEFAULT_MAX_ATTEMPTS = 6
 MIN_RATE = 0.01  # one request every 100 s; below that a run never ends in practice
+ProgressCallback = Callable[[EngineStats], None]
 
 
 @dataclass(frozen=True)
-class RunOptions:
-    """What the command line asked for; None means "the spec's value, else the default"."""
+class RunRequest:
+    """What a caller asks of one run; None means "the spec's value, else the default"."""
 
-    spec: Path
     endpoint: str | None = None
     project_id: str | None = None
     job_id: int | None = None
@@ -75,10 +93,7 @@ class RunOptions:
     connect_timeout: float = 5.0
     retry_failed: bool = False
     settle: float = 2.0
-    grace: float = 10.0  # Ctrl-C: how long requests in flight may take to finish
-    quiet: bool = False
-    watch: bool = False  # then follow the created versions until each one ends
-    watch_interval: float = 10.0
+    grace: float = 10.0  # on interrupt: how long requests in flight may take to finish
 
 
 @dataclass(frozen=True)
@@ -99,13 +114,6 @@ class Settings:
 
 
 @dataclass(frozen=True)
-class RunResult:
-    exit_code: int
-    summary: Summary | None
-    message: str | None = None
-
-
-@dataclass(frozen=True)
 class JobSweep:
     """The sweep bound to one job: its own base, and a key prefix when there are many jobs."""
 
@@ -119,6 +127,55 @@ class JobSweep:
             yield replace(point, key=self.prefix + point.key) if self.prefix else point
 
 
+@dataclass(frozen=True)
+class RunPlan:
+    """Phase 1: the run decided, every point checked; ``jobs`` is empty for a from_version
+    spec until its bases are fetched (phase 3)."""
+
+    spec: SweepSpec
+    request: RunRequest
+    settings: Settings
+    jobs: tuple[JobSweep, ...]
+    ledger: Path
+
+
+@dataclass
+class Session:
+    """Phase 2: what a run holds open. ``state`` is the ledger as it was before this run."""
+
+    plan: RunPlan
+    state: LedgerState
+    ledger: LedgerWriter
+    client: ModelArtsClient
+    target: Target
+    limiter: AdaptiveRateLimiter
+    reconcilers: dict[int, Reconciler]
+
+
+@dataclass(frozen=True)
+class Start:
+    """Phase 3: each job's listing at the start of the run, and the jobs and settings it runs."""
+
+    jobs: tuple[JobSweep, ...]
+    settings: Settings
+    listings: dict[int, PointListing]
+    drift: tuple[int, int] | None = None  # (added, removed) when the spec changed since
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    """Phase 4's result: how the run ended, as data."""
+
+    ledger: Path
+    settings: Settings
+    stats: EngineStats
+    abort_error: BatchSubmitError | None = None  # credentials refused, ledger unwritable, ...
+    halt_reason: str | None = None  # the failure-rate guard stopped the run
+    interrupted: bool = False
+    drift: tuple[int, int] | None = None
+    jobs: tuple[JobSweep, ...] = ()  # what the run covered (rebased, for a from_version spec)
+
+
 def project_id_for(spec: SweepSpec, flag: str | None, env: Mapping[str, str]) -> str:
     """``--project-id``, else the spec's ``target.project_id``, else the environment's."""
     project_id = flag or spec.target.project_id or env.get(ENV_PROJECT_ID)
@@ -130,7 +187,7 @@ def project_id_for(spec: SweepSpec, flag: str | None, env: Mapping[str, str]) ->
     return project_id
 
 
-def resolve(spec: SweepSpec, options: RunOptions, env: Mapping[str, str]) -> Settings:
+def resolve(spec: SweepSpec, options: RunRequest, env: Mapping[str, str]) -> Settings:
     """Flags override the spec's ``target``/``submit``; the spec overrides the defaults."""
     endpoint = options.endpoint or spec.target.endpoint
     project_id = project_id_for(spec, options.project_id, env)
@@ -181,7 +238,7 @@ def _job(bound: SweepSpec, job_id: int, jobs: int) -> JobSweep:
 
 
 def work_items(
-    jobs: list[JobSweep], state: LedgerState, *, retry_failed: bool, skipped: list[int]
+    jobs: Iterable[JobSweep], state: LedgerState, *, retry_failed: bool, skipped: list[int]
 ) -> Iterator[Item]:
     """The points this run must send, with their attempts so far; counts the others."""
     for job in jobs:
@@ -195,7 +252,7 @@ def work_items(
             yield job.job_id, point, state.attempts.get(point.key, 0)
 
 
-def spec_drift(jobs: list[JobSweep], state: LedgerState) -> tuple[int, int]:
+def spec_drift(jobs: Iterable[JobSweep], state: LedgerState) -> tuple[int, int]:
     """(added, removed): points of the spec the ledger never saw, and ledger points it lost."""
     keys = {point.key for job in jobs for point in job.points()}
     known = state.outcomes.keys() | state.pending.keys()
@@ -213,21 +270,25 @@ def _pending_age(state: LedgerState, now: datetime) -> float | None:
 
 @contextlib.asynccontextmanager
 async def _endpoint(
-    settings: Settings, spec: SweepSpec, ledger_path: Path, env: Mapping[str, str]
+    plan: RunPlan, env: Mapping[str, str], credentials: Credentials | None
 ) -> AsyncIterator[tuple[str, Credentials]]:
-    """The base URL and credentials: the embedded emulator, or the real service."""
+    """The base URL and credentials: the embedded emulator, or the service (or any URL) with
+    the credentials given, else those of the environment."""
+    settings = plan.settings
     if settings.endpoint != "emulator":
-        yield settings.endpoint, credentials_from_env(env, project_id=settings.project_id)
+        if credentials is None:
+            credentials = credentials_from_env(env, project_id=settings.project_id)
+        yield settings.endpoint, credentials
         return
     from batchsubmit.emulator import EmulatorConfig, run_emulator
 
-    first = next(iter_points(bind(spec, settings.job_id), validate=False), None)
+    first = next(iter_points(bind(plan.spec, settings.job_id), validate=False), None)
     base_version = first.body["config"].get("pre_version_id", 1) if first else 1
     # Its state lives beside the ledger, so a re-run resumes against the same "server".
     config = EmulatorConfig(
         project_id=settings.project_id,
         jobs={job: base_version + n for n, job in enumerate(settings.job_ids)},
-        state_file=Path(str(ledger_path) + ".emulator.json"),
+        state_file=Path(str(plan.ledger) + ".emulator.json"),
     )
     async with run_emulator(config) as emulator:
         log.info("batchsubmit.run.emulator_started", url=emulator.url)
@@ -236,7 +297,7 @@ async def _endpoint(
 
 async def rebase_jobs(
     spec: SweepSpec, settings: Settings, client: ModelArtsClient,
-    listings: Mapping[int, Listing],
+    listings: Mapping[int, PointListing],
     earlier: Mapping[int, int] | None,
 ) -> tuple[list[JobSweep], dict[int, int]]:
     """Each job's sweep on top of its ``from_version`` (resolved once: a resume reuses it)."""
@@ -255,10 +316,10 @@ async def rebase_jobs(
     return jobs, bases
 
 
-def _base_id(spec: SweepSpec, job_id: int, listing: Listing | None) -> int:
+def _base_id(spec: SweepSpec, job_id: int, listing: PointListing | None) -> int:
     """The version ``base.from_version`` names for this job (``latest``: the newest listed)."""
     if spec.from_version == "latest":
-        latest = listing.latest_version_id if listing is not None else None
+        latest = listing.latest_id if listing is not None else None
         if latest is None:
             raise UsageError(f"job {job_id} has no version to take as `latest`")
         return latest
@@ -274,173 +335,241 @@ async def fetch_base(
     async with ModelArtsClient(endpoint, credentials, read_limiter=limiter) as client:
         listing = None
         if spec.from_version == "latest":
-            listing = Listing.build(monotonic(), await _all_versions(client, job_id))
+            listing = await V1Target(client).listing(job_id, monotonic())
         detail = await client.get_version(job_id, _base_id(spec, job_id, listing))
     return detail.model_dump()
 
 
-async def run_sweep(
-    options: RunOptions,
-    *,
-    env: Mapping[str, str] | None = None,
-    console: Console | None = None,
-    credentials: Credentials | None = None,
-) -> RunResult:
-    """Run (or resume) a sweep; returns the exit code and the ledger's summary."""
-    env = os.environ if env is None else env
-    console = console or Console(stderr=True)
-    spec = load_spec(options.spec)
-    settings = resolve(spec, options, env)
-    jobs = [] if spec.from_version is not None else bind_jobs(spec, settings.job_ids)
-    ledger_path = options.ledger or default_ledger(spec)
-    engine, watched = await _run(
-        spec, settings, jobs, options, ledger_path, env, console, credentials
-    )
-    summary = summarize(read_ledger(ledger_path, slim=True))
-    if not options.quiet:
-        render_summary(summary, console)
-    verdict = _verdict(engine, summary)
-    if watched is not None and verdict.exit_code == EXIT_OK:
-        return RunResult(watched.exit_code, summary, watched.message)
-    return verdict
+# --- phase 1: plan -------------------------------------------------------------------------------
 
 
-async def _run(
-    spec: SweepSpec, settings: Settings, jobs: list[JobSweep], options: RunOptions,
-    ledger_path: Path, env: Mapping[str, str], console: Console,
-    credentials: Credentials | None,
-) -> tuple[Engine, WatchResult | None]:
-    state = read_ledger(ledger_path, slim=True)
+def plan_run(spec: SweepSpec, request: RunRequest, env: Mapping[str, str]) -> RunPlan:
+    """The settings resolved and every point checked; SpecError/UsageError if it cannot run."""
+    settings = resolve(spec, request, env)
+    jobs = () if spec.from_version is not None else tuple(bind_jobs(spec, settings.job_ids))
+    return RunPlan(spec, request, settings, jobs, request.ledger or default_ledger(spec))
+
+
+# --- phase 2: open -------------------------------------------------------------------------------
+
+
+@contextlib.asynccontextmanager
+async def open_run(
+    plan: RunPlan, env: Mapping[str, str], credentials: Credentials | None = None
+) -> AsyncIterator[Session]:
+    """The ledger, then the endpoint and the client; all closed when the block ends.
+
+    The ledger is opened first: one that is another sweep's, or cannot be written, stops the run
+    before any request (the writer checks the sweep and takes the file lock)."""
+    settings, request = plan.settings, plan.request
+    state = read_ledger(plan.ledger, slim=True)
     async with contextlib.AsyncExitStack() as stack:
-        # Opened first: a ledger that is another sweep's, or cannot be written, stops the run
-        # before any request (the writer checks the sweep and takes the file lock).
         ledger = await stack.enter_async_context(
-            LedgerWriter(ledger_path, expected_sweep=spec.name)
+            LedgerWriter(plan.ledger, expected_sweep=plan.spec.name)
         )
-        if credentials is None:
-            url, creds = await stack.enter_async_context(
-                _endpoint(settings, spec, ledger_path, env)
-            )
-        else:
-            url, creds = settings.endpoint, credentials
+        url, creds = await stack.enter_async_context(_endpoint(plan, env, credentials))
         limiter = AdaptiveRateLimiter(settings.rate)  # one rate for every request of the run
         client = await stack.enter_async_context(
             ModelArtsClient(
                 url, creds, concurrency=settings.concurrency, read_limiter=limiter,
-                connect_timeout=options.connect_timeout, read_timeout=settings.timeout,
+                connect_timeout=request.connect_timeout, read_timeout=settings.timeout,
             )
         )
+        target = V1Target(client)
         reconcilers = {
-            job: Reconciler(partial(_all_versions, client, job), settle=settings.settle,
+            job: Reconciler(partial(target.listing, job), settle=settings.settle,
                             max_attempts=settings.max_attempts, backoff=Backoff())
             for job in settings.job_ids
         }
-        engine = Engine(
-            api=client, ledger=_NoLedger(), limiter=limiter, reconcilers=reconcilers,
-            concurrency=settings.concurrency, max_attempts=settings.max_attempts,
+        yield Session(plan, state, ledger, client, target, limiter, reconcilers)
+
+
+# --- phase 3: reconcile --------------------------------------------------------------------------
+
+
+async def reconcile_start(session: Session) -> Start:
+    """Each job's listing, and the jobs rebased on their bases when the spec asks for it.
+
+    Intents without outcomes may have created versions the list does not show yet: the listing
+    that decides begins a settle interval after the newest of them."""
+    plan, state = session.plan, session.state
+    settings = plan.settings
+    age = _pending_age(state, datetime.now(UTC))
+    not_before = monotonic() + (0.0 if age is None else max(0.0, settings.settle - age))
+    listings = {
+        job: await reconciler.listing(not_before=not_before)
+        for job, reconciler in session.reconcilers.items()
+    }
+    jobs = list(plan.jobs)
+    if plan.spec.from_version is not None:
+        earlier = state.settings.bases if state.settings is not None else None
+        jobs, bases = await rebase_jobs(plan.spec, settings, session.client, listings, earlier)
+        settings = replace(settings, bases=bases)
+    drift = None
+    if state.spec_sha256 and state.spec_sha256 != plan.spec.sha256:
+        drift = spec_drift(jobs, state)
+    return Start(tuple(jobs), settings, listings, drift)
+
+
+# --- phase 4: submit -----------------------------------------------------------------------------
+
+
+async def submit_points(
+    session: Session,
+    start: Start,
+    *,
+    on_progress: ProgressCallback | None = None,
+    progress_interval: float = 0.5,
+    engine_ready: Callable[[Engine], None] | None = None,
+    stop_scope: anyio.CancelScope | None = None,
+) -> RunOutcome:
+    """The engine over every point still to send, between a run_started and a run_finished line.
+
+    ``on_progress`` is called with a frozen stats snapshot every ``progress_interval`` seconds
+    and once at the end; ``engine_ready`` hands the engine to whoever may interrupt it, and
+    ``stop_scope`` (its deadline: the grace of an interrupt) bounds the engine alone, so the
+    run_finished line is written however the sending ended."""
+    plan, settings = session.plan, start.settings
+    total = sum(job.total for job in start.jobs)
+    engine = Engine(
+        api=session.target, ledger=session.ledger, limiter=session.limiter,
+        reconcilers=session.reconcilers, concurrency=settings.concurrency,
+        max_attempts=settings.max_attempts,
+    )
+    engine.set_total(total)
+    if engine_ready is not None:
+        engine_ready(engine)
+    await session.ledger.write(
+        records.run_started(
+            sweep=plan.spec.name, spec_sha256=plan.spec.sha256, total=total,
+            settings=asdict(settings),
         )
-        # Intents without outcomes may have created versions the list doesn't show yet: wait
-        # out the settle interval since the newest of them before the listing that decides.
-        age = _pending_age(state, datetime.now(UTC))
-        not_before = monotonic() + (0.0 if age is None else max(0.0, settings.settle - age))
-        try:
-            listings = {
-                job: await reconciler.listing(not_before=not_before)
-                for job, reconciler in reconcilers.items()
-            }
-            if spec.from_version is not None:
-                earlier = state.runs[-1]["settings"].get("bases") if state.runs else None
-                earlier = {int(k): v for k, v in earlier.items()} if earlier else None
-                jobs, bases = await rebase_jobs(spec, settings, client, listings, earlier)
-                settings = replace(settings, bases=bases)
-        except AuthError as exc:
-            engine.abort_error = exc
-            return engine, None
-        total = sum(job.total for job in jobs)
-        if state.spec_sha256 and state.spec_sha256 != spec.sha256:
-            added, removed = spec_drift(jobs, state)
-            console.print(
-                f"[yellow]the spec changed since {ledger_path} was written: {added} points "
-                f"added, {removed} removed; going on with the current spec[/]"
-            )
-        engine.use_ledger(ledger)
-        await ledger.write(
-            records.run_started(
-                sweep=spec.name, spec_sha256=spec.sha256, total=total, settings=asdict(settings)
-            )
+    )
+    skipped = [0]
+    items = work_items(start.jobs, session.state, retry_failed=settings.retry_failed,
+                       skipped=skipped)
+    session.state = LedgerState(path=session.state.path)  # a big fold: the items hold what's needed
+    log.info("batchsubmit.run.started", sweep=plan.spec.name, total=total,
+             jobs=len(settings.job_ids))
+
+    def stats() -> EngineStats:
+        return replace(engine.stats, skipped=engine.stats.skipped + skipped[0])
+
+    try:
+        with stop_scope or anyio.CancelScope():
+            async with anyio.create_task_group() as tg:
+                if on_progress is not None:
+                    tg.start_soon(_report_progress, stats, on_progress, progress_interval)
+                await engine.run(items, on_server=start.listings)
+                tg.cancel_scope.cancel()
+    finally:
+        with anyio.CancelScope(shield=True):  # written however the run ended
+            engine.count_skipped(skipped[0])
+            await _finish(session.ledger, engine)
+    if on_progress is not None:
+        on_progress(engine.stats)
+    return RunOutcome(
+        ledger=plan.ledger, settings=settings, stats=engine.stats,
+        abort_error=engine.abort_error, halt_reason=engine.halt_reason,
+        interrupted=engine.interrupted, drift=start.drift, jobs=start.jobs,
+    )
+
+
+async def _report_progress(
+    stats: Callable[[], EngineStats], on_progress: ProgressCallback, interval: float
+) -> None:
+    while True:
+        on_progress(stats())
+        await anyio.sleep(interval)
+
+
+async def _finish(ledger: LedgerWriter, engine: Engine) -> None:
+    s = engine.stats
+    await ledger.write(
+        records.run_finished(
+            counts={"succeeded": s.succeeded, "failed": s.failed, "skipped": s.skipped,
+                    "reconciled": s.reconciled, "unresolved": s.unresolved,
+                    "requests": s.requests, "throttled": s.throttled},
+            interrupted=engine.interrupted,
         )
-        skipped = [0]
-        items = work_items(jobs, state, retry_failed=settings.retry_failed, skipped=skipped)
-        del state  # the fold of a big ledger is large: keep only what the items need
-        engine.set_total(total)
-        log.info("batchsubmit.run.started", sweep=spec.name, total=total,
-                 jobs=len(settings.job_ids))
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(_on_signals, engine, options.grace, tg.cancel_scope)
-            tg.start_soon(
-                lambda: watch_progress(lambda: _with_skipped(engine, skipped), console,
-                                       quiet=options.quiet)
-            )
-            await engine.run(items, on_server=listings)
-            tg.cancel_scope.cancel()
-        engine.count_skipped(skipped[0])
-        s = engine.stats
-        await ledger.write(
-            records.run_finished(
-                counts={"succeeded": s.succeeded, "failed": s.failed, "skipped": s.skipped,
-                        "reconciled": s.reconciled, "unresolved": s.unresolved,
-                        "requests": s.requests, "throttled": s.throttled},
-                interrupted=engine.interrupted,
-            )
-        )
-        watched = None
-        if options.watch and not (engine.stopping or engine.abort_error):
-            watched = await watch_ledger(
-                ledger_path, client=client, job_ids=settings.job_ids, limiter=limiter,
-                interval=options.watch_interval, console=None if options.quiet else console,
-                writer=ledger,
-            )
-    return engine, watched
+    )
 
 
-async def _all_versions(client: ModelArtsClient, job_id: int) -> list[Version]:
-    return [version async for version in client.list_versions(job_id)]
+# --- the phases together -------------------------------------------------------------------------
+
+AfterSubmit = Callable[[Session, RunOutcome], Awaitable[None]]
 
 
-class _NoLedger:
-    """Stands in until the ledger is open; nothing may be submitted before that."""
+class SweepRun:
+    """One run of ``spec``: plan, open, reconcile, submit; interruptible from another task.
 
-    async def write(self, record: dict[str, Any]) -> None:
-        raise RuntimeError("the ledger is not open yet")
+    :meth:`interrupt` (Ctrl-C, a cancelled caller) stops taking points; requests in flight get
+    ``grace`` seconds to finish and be written; an interrupt before the first create stops at
+    once. ``after`` runs while the session is still open (``run --watch`` follows the versions
+    through the same client and ledger)."""
 
+    def __init__(
+        self,
+        spec: SweepSpec,
+        request: RunRequest,
+        *,
+        env: Mapping[str, str],
+        credentials: Credentials | None = None,
+        on_progress: ProgressCallback | None = None,
+        progress_interval: float = 0.5,
+        on_start: Callable[[Start], None] | None = None,
+    ) -> None:
+        self.plan = plan_run(spec, request, env)
+        self._on_start = on_start
+        self._env = env
+        self._credentials = credentials
+        self._on_progress = on_progress
+        self._progress_interval = progress_interval
+        self._scope: anyio.CancelScope | None = None
+        self._engine: Engine | None = None
+        self.interrupted = False
 
-def _verdict(engine: Engine, summary: Summary) -> RunResult:
-    if engine.abort_error is not None:
-        error = engine.abort_error
-        hint = f"\n  {error.hint}" if isinstance(error, AuthError) else ""
-        return RunResult(EXIT_USAGE, summary, f"run stopped: {error}{hint}")
-    if engine.interrupted:
-        return RunResult(
-            EXIT_INTERRUPTED, summary, "interrupted: re-run the same command to resume"
-        )
-    if engine.halt_reason:
-        return RunResult(EXIT_FAILED, summary, engine.halt_reason)
-    if summary.failed or summary.pending or summary.not_started:
-        return RunResult(EXIT_FAILED, summary, None)
-    return RunResult(EXIT_OK, summary, None)
+    def __repr__(self) -> str:
+        return f"<SweepRun {self.plan.spec.name!r} interrupted={self.interrupted} {self._engine!r}>"
 
-
-def _with_skipped(engine: Engine, skipped: list[int]) -> EngineStats:
-    stats = engine.stats
-    return replace(stats, skipped=stats.skipped + skipped[0])
-
-
-async def _on_signals(engine: Engine, grace: float, scope: anyio.CancelScope) -> None:
-    """First Ctrl-C: stop taking points, give requests in flight ``grace`` s. Second: exit now."""
-    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-        async for _ in signals:
-            if engine.stopping and engine.interrupted:
-                os._exit(EXIT_INTERRUPTED)  # every line written so far is durable
+    def interrupt(self) -> None:
+        """Stop: no new point; requests in flight finish within the grace (see the class)."""
+        self.interrupted = True
+        engine, scope = self._engine, self._scope
+        if engine is not None:
             engine.interrupt()
-            log.warning("batchsubmit.run.interrupted", grace_s=grace)
-            scope.deadline = min(scope.deadline, anyio.current_time() + grace)
+            if scope is not None:
+                scope.deadline = min(scope.deadline, anyio.current_time() + self.plan.request.grace)
+        elif scope is not None:
+            scope.cancel()
+
+    async def execute(self, after: AfterSubmit | None = None) -> RunOutcome | None:
+        """Run it; None when interrupted before anything was submitted."""
+        with anyio.CancelScope() as scope:
+            self._scope = scope
+            if self.interrupted:
+                scope.cancel()
+            async with open_run(self.plan, self._env, self._credentials) as session:
+                start = await reconcile_start(session)
+                if self.interrupted:
+                    return None
+                if self._on_start is not None:
+                    self._on_start(start)
+                self._scope = anyio.CancelScope()
+                outcome = await submit_points(
+                    session, start, on_progress=self._on_progress,
+                    progress_interval=self._progress_interval, engine_ready=self._ready,
+                    stop_scope=self._scope,
+                )
+                self._scope = scope
+                if after is not None and not (outcome.interrupted or outcome.abort_error
+                                              or outcome.halt_reason):
+                    await after(session, outcome)
+                return outcome
+        return None
+
+    def _ready(self, engine: Engine) -> None:
+        self._engine = engine
+        if self.interrupted:
+            engine.interrupt()
+

@@ -1,7 +1,7 @@
-"""What a ledger adds up to: counts, failures by error code, pace, and the table that shows them.
+"""What a ledger adds up to: counts, failures by error code, pace, and what to do next.
 
 :func:`summarize` is pure (a :class:`~batchsubmit.ledger.LedgerState` in, a frozen
-:class:`Summary` out); :func:`render_summary` draws it on a rich console. Both the end of
+:class:`Summary` out); the command line draws it (``commands/display.py``). Both the end of
 ``batchsubmit run`` and ``batchsubmit status`` use them.
 
 Counts are per point and add up to ``total``: a point whose last ``submitted`` line has no outcome
@@ -13,18 +13,15 @@ earlier outcome said. ``statuses`` counts the succeeded points by the last train
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
-
 from batchsubmit.ledger import LedgerState, RunSpan
 
-__all__ = ["Summary", "failure_code", "next_steps", "render_summary", "summarize"]
+__all__ = ["Summary", "failure_code", "format_duration", "next_steps", "summarize"]
 
 
 @dataclass(frozen=True)
@@ -151,25 +148,22 @@ def summarize(state: LedgerState) -> Summary:
     )
 
 
-def format_duration(seconds: float | None) -> str:
-    """A duration as people read it: 4.2 s, 3 min 5 s, 2 h 10 min."""
+def format_duration(seconds: float | None, *, estimate: bool = False) -> str:
+    """A duration as people read it: ``4.2s``, ``1m 4s``, ``2h 1m 0s`` (None: ``unknown``).
+
+    The one formatter of durations (summaries, the watch's board, the report, ``expand``'s
+    estimate). An ``estimate`` is rounded up to whole seconds: ``about 2s``, never ``about 0s``."""
     if seconds is None:
         return "unknown"
+    seconds = max(0.0, seconds)
+    if estimate:
+        seconds = float(math.ceil(seconds))
     if seconds < 60:
-        return f"{seconds:.1f} s"
-    minutes, secs = divmod(seconds, 60)
-    if minutes < 60:
-        return f"{int(minutes)} min {secs:.0f} s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{int(hours)} h {int(minutes)} min"
-
-
-def _last_run(summary: Summary) -> str:
-    if summary.runs == 0:
-        return "none recorded"
-    if summary.interrupted is None:
-        return "no run_finished line: still running, or killed"
-    return "interrupted" if summary.interrupted else "finished"
+        return f"{seconds:.0f}s" if estimate else f"{seconds:.1f}s"
+    total = round(seconds)
+    hours, rest = divmod(total, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}h {minutes}m {secs}s" if hours else f"{minutes}m {secs}s"
 
 
 def next_steps(summary: Summary) -> list[str]:
@@ -194,41 +188,3 @@ def next_steps(summary: Summary) -> list[str]:
     if summary.complete:
         steps.append("Every point succeeded.")
     return steps
-
-
-def render_summary(summary: Summary, console: Console) -> None:
-    """Print the counts, the failures grouped by error code, the pace, and what to do next."""
-    table = Table(title=f"sweep {summary.sweep or '?'}", show_header=False, title_justify="left")
-    table.add_column(style="bold")
-    table.add_column(justify="right")
-    table.add_column(style="dim")
-    reconciled = f"{summary.reconciled} found on the server" if summary.reconciled else ""
-    rate = "unknown" if summary.achieved_rate is None else f"{summary.achieved_rate:.1f} points/s"
-    rows: list[tuple[str, str, str]] = [
-        ("points", str(summary.total), ""),
-        ("succeeded", str(summary.succeeded), reconciled),
-        ("failed", str(summary.failed), ""),
-        ("outcome unknown", str(summary.pending), "reconciled by the next run"),
-        ("not started", str(summary.not_started), ""),
-        ("retries", str(summary.retries), ""),
-        ("achieved rate", rate, "outcomes/s, first submit to last outcome"),
-        ("time taken", format_duration(summary.elapsed_s), f"{summary.runs} run(s)"),
-        ("last run", _last_run(summary), ""),
-    ]
-    for label, value, note in rows:
-        table.add_row(label, value, note)
-    if summary.statuses:  # Text, not markup: the names come from the ledger
-        seen = ", ".join(f"{n} {name}" for name, n in summary.statuses.items())
-        table.add_row("training", Text(seen), "last status seen by `batchsubmit watch`")
-    console.print(table)
-    if summary.failures_by_code:
-        failures = Table(title="failures by error code", title_justify="left")
-        failures.add_column("code")
-        failures.add_column("points", justify="right")
-        failures.add_column("example message", overflow="fold")
-        for code, count in summary.failures_by_code.items():
-            # Text, not markup: messages come from the server and may contain [brackets]
-            failures.add_row(Text(code), str(count), Text(summary.failure_examples.get(code, "")))
-        console.print(failures)
-    for step in next_steps(summary):
-        console.print(Text(step))

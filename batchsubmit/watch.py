@@ -27,14 +27,10 @@ from time import monotonic
 from typing import Any, NamedTuple, Protocol
 
 import anyio
-import structlog
-from rich.console import Console, Group, RenderableType
-from rich.live import Live
-from rich.table import Table
-from rich.text import Text
 
 from batchsubmit import ledger as records
 from batchsubmit.errors import BatchSubmitError, Disposition, ThrottledError, UsageError
+from batchsubmit.events import get_logger
 from batchsubmit.ledger import LedgerState, LedgerWriter, StatusEntry, read_ledger
 from batchsubmit.limiter import AdaptiveRateLimiter
 from batchsubmit.models import JobStatus, VersionList
@@ -50,14 +46,13 @@ __all__ = [
     "is_terminal",
     "job_ids_of",
     "list_job",
-    "render_board",
+    "log_round",
     "status_name",
     "watch_ledger",
 ]
 
-log = structlog.get_logger("batchsubmit.watch")
+log = get_logger("batchsubmit.watch")
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 PER_PAGE = MAX_PER_PAGE  # the API's largest page
 DEFAULT_INTERVAL = 10.0
 MISSING_POLLS = 3  # rounds a version may be absent from its job's listing (list lag, deletion)
@@ -71,28 +66,9 @@ UNSEEN = "UNSEEN"  # not listed yet (lists may lag creation by a few seconds)
 # --- the pure core -------------------------------------------------------------------------------
 
 
-def status_name(code: int) -> str:
-    """``RUNNING`` for 8; a code this version does not know is ``STATUS_<code>``."""
-    try:
-        return JobStatus(code).name
-    except ValueError:
-        return f"STATUS_{code}"
-
-
-def is_terminal(code: int) -> bool:
-    """The version will not change status any more (an unknown code is assumed not to be)."""
-    try:
-        return JobStatus(code).terminal
-    except ValueError:
-        return False
-
-
-def is_success(code: int) -> bool:
-    """A terminal status that means the training finished well (COMPLETED)."""
-    try:
-        return JobStatus(code).succeeded
-    except ValueError:
-        return False
+status_name = JobStatus.name_of
+is_terminal = JobStatus.is_terminal_code
+is_success = JobStatus.is_success_code
 
 
 class Observation(NamedTuple):
@@ -132,12 +108,7 @@ class Tracked:
 
 def job_ids_of(state: LedgerState) -> tuple[int, ...]:
     """The jobs the ledger's last run versioned (``settings.job_ids``, else ``settings.job_id``)."""
-    settings = state.runs[-1]["settings"] if state.runs else {}
-    raw = settings.get("job_ids") or ([settings["job_id"]] if settings.get("job_id") else [])
-    try:
-        jobs = tuple(dict.fromkeys(int(job) for job in raw))
-    except (TypeError, ValueError):
-        jobs = ()
+    jobs = state.settings.job_ids if state.settings is not None else ()
     if not jobs:
         raise UsageError(
             f"{state.path or 'the ledger'}: its last run_started names no job "
@@ -274,10 +245,9 @@ class Board:
         """Versions that ended other than COMPLETED (FAILED, KILLED, LOST... or NOT_LISTED)."""
         return [t for t in self.tracked.values() if t.finished() and not t.ok()]
 
-    def exit_code(self) -> int:
-        """0 when every version COMPLETED, 1 when any ended otherwise or is not finished."""
-        ok = all(t.ok() for t in self.tracked.values())
-        return EXIT_OK if ok else EXIT_FAILED
+    def all_ok(self) -> bool:
+        """Every version COMPLETED (False when any ended otherwise or is not finished)."""
+        return all(t.ok() for t in self.tracked.values())
 
     def final(self) -> dict[str, StatusEntry]:
         """Key -> the last status seen of its version (versions never seen are left out)."""
@@ -286,68 +256,6 @@ class Board:
             for t in self.tracked.values()
             if t.status is not None
         }
-
-
-def _duration(ms: float | None) -> str:
-    if ms is None:
-        return "-"
-    seconds = ms / 1000
-    if seconds < 60:
-        return f"{seconds:.0f} s"
-    minutes, seconds = divmod(int(seconds), 60)
-    if minutes < 60:
-        return f"{minutes} min {seconds:02d} s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours} h {minutes:02d} min"
-
-
-def _style(name: str) -> str:
-    if name == "COMPLETED":
-        return "green"
-    if name == UNSEEN:
-        return "dim"
-    return "red" if name in _FAILED_NAMES else "yellow"
-
-
-def render_board(board: Board, *, polls: int, sweep: str | None = None) -> RenderableType:
-    """The live view: counts by status, the slowest running versions and the failed ones."""
-    heading = Text(f"watching {len(board)} versions of sweep {sweep or '?'} (poll {polls})")
-    counts = Table(title="by status", title_justify="left")
-    counts.add_column("status")
-    counts.add_column("versions", justify="right")
-    for name, n in board.counts().most_common():
-        counts.add_row(Text(name, style=_style(name)), str(n))
-    parts: list[RenderableType] = [heading, counts]
-    slow = board.slowest()
-    if slow:
-        table = Table(title="slowest running", title_justify="left")
-        for column in ("key", "version", "status", "running for"):
-            table.add_column(column)
-        for t in slow:
-            table.add_row(
-                Text(t.key), str(t.version_id), Text(t.label()),
-                _duration(t.duration_ms),
-            )  # fmt: skip
-        parts.append(table)
-    failed = board.failed()
-    if failed:
-        table = Table(title=f"ended without completing ({len(failed)})", title_justify="left")
-        for column in ("key", "version", "status", "ran for"):
-            table.add_column(column)
-        for t in failed[:10]:
-            table.add_row(
-                Text(t.key), str(t.version_id),
-                Text(t.label(), style="red"), _duration(t.duration_ms),
-            )  # fmt: skip
-        if len(failed) > 10:
-            table.add_row(Text(f"... and {len(failed) - 10} more", style="dim"), "", "", "")
-        parts.append(table)
-    return Group(*parts)
-
-
-_FAILED_NAMES = frozenset(
-    [*(s.name for s in JobStatus if s.terminal and not s.succeeded), NOT_LISTED]
-)
 
 
 # --- the shell -----------------------------------------------------------------------------------
@@ -365,7 +273,7 @@ class VersionLister(Protocol):
 class WatchResult:
     """How a watch ended: the exit code, and the last status seen of every followed version."""
 
-    exit_code: int
+    ok: bool  # every followed version COMPLETED
     statuses: dict[str, StatusEntry]  # key -> last status seen (versions never listed left out)
     counts: dict[str, int]  # status name (NOT_LISTED, UNSEEN included) -> versions
     polls: int  # rounds of listings made
@@ -459,7 +367,7 @@ async def watch_ledger(
     job_ids: Sequence[int] | None = None,
     interval: float = DEFAULT_INTERVAL,
     limiter: AdaptiveRateLimiter,
-    console: Console | None = None,
+    on_round: Callable[[Board, int, float], None] | None = None,
     clock: Callable[[], float] = monotonic,
     sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
     missing_polls: int = MISSING_POLLS,
@@ -470,9 +378,10 @@ async def watch_ledger(
 
     Appends a ``status`` line whenever a status changes, through ``writer`` when the caller
     holds the ledger open (``run --watch``), else through a writer of its own. ``job_ids``
-    defaults to the ledger's last run's. Shows a live table when ``console`` is a terminal, else
-    logs ``batchsubmit.watch.progress`` once per interval. Raises BatchSubmitError (LedgerError,
-    UsageError, AuthError...) when it cannot go on; the exit code says how the trainings ended.
+    defaults to the ledger's last run's. ``on_round(board, polls, elapsed)`` is called after each
+    round of listings (the command line draws the board), else :func:`log_round`. Raises
+    BatchSubmitError (LedgerError, UsageError, AuthError...) when it cannot go on;
+    ``WatchResult.ok`` says how the trainings ended.
     """
     if interval <= 0:
         raise UsageError(f"--interval must be positive, got {interval}")
@@ -494,30 +403,47 @@ async def watch_ledger(
     del state  # the fold may be large: only the board is needed from here on
     polls = 0
     if not board.done:
-        poller = _Poller(client, limiter, board)
         async with contextlib.AsyncExitStack() as stack:
             if writer is None:
                 writer = await stack.enter_async_context(
                     LedgerWriter(ledger_path, expected_sweep=sweep)
                 )
-            show = _display(console, stack, sweep)
-            started = clock()
-            while True:
-                listings = await poller.round(board.jobs_to_poll(jobs))
-                polls += 1
-                changed = board.observe(listings, job_ids=jobs, now=clock())
-                if changed:
-                    await writer.write_many(changed)
-                    for record in changed:
-                        log.debug(
-                            "batchsubmit.watch.status_changed", key=record["key"],
-                            version_id=record["version_id"], status=record["status_name"],
-                        )  # fmt: skip
-                show(board, polls, clock() - started)
-                if board.done:
-                    break
-                await sleep(_until_next(started, clock(), interval))
+            rounds = _Rounds(_Poller(client, limiter, board), writer, jobs, clock,
+                             on_round or log_round)
+            polls = await rounds.until_done(interval, sleep)
     return _result(board, polls, unwatched)
+
+
+@dataclass
+class _Rounds:
+    """The watch's loop: a round of listings per interval until every version has ended."""
+
+    poller: _Poller
+    writer: LedgerWriter
+    jobs: tuple[int, ...]
+    clock: Callable[[], float]
+    on_round: Callable[[Board, int, float], None]
+
+    async def until_done(self, interval: float, sleep: Callable[[float], Awaitable[None]]) -> int:
+        """The rounds made."""
+        board, clock = self.poller.board, self.clock
+        started = clock()
+        polls = 0
+        while True:
+            listings = await self.poller.round(board.jobs_to_poll(self.jobs))
+            polls += 1
+            changed = board.observe(listings, job_ids=self.jobs, now=clock())
+            if changed:
+                await self.writer.write_many(changed)
+                for record in changed:
+                    log.debug(
+                        "batchsubmit.watch.status_changed", key=record["key"],
+                        version_id=record["version_id"], status=record["status_name"],
+                    )  # fmt: skip
+            self.on_round(board, polls, clock() - started)
+            if board.done:
+                return polls
+            await sleep(_until_next(started, clock(), interval))
 
 
 def _until_next(started: float, now: float, interval: float) -> float:
@@ -526,31 +452,19 @@ def _until_next(started: float, now: float, interval: float) -> float:
     return max(0.0, started + ticks * interval - now)
 
 
-def _display(
-    console: Console | None, stack: contextlib.AsyncExitStack, sweep: str | None
-) -> Callable[[Board, int, float], None]:
-    if console is not None and console.is_terminal:
-        live = stack.enter_context(Live(console=console, auto_refresh=False, transient=False))
-
-        def show_live(board: Board, polls: int, elapsed: float) -> None:
-            live.update(render_board(board, polls=polls, sweep=sweep), refresh=True)
-
-        return show_live
-
-    def show_log(board: Board, polls: int, elapsed: float) -> None:
-        counts = board.counts()
-        log.info(
-            "batchsubmit.watch.progress", poll=polls, elapsed_s=round(elapsed, 1),
-            versions=len(board), unfinished=sum(1 for _ in board.unfinished()),
-            counts=dict(counts.most_common()),
-        )  # fmt: skip
-
-    return show_log
+def log_round(board: Board, polls: int, elapsed: float) -> None:
+    """The ``batchsubmit.watch.progress`` event of one round (when nobody draws the board)."""
+    counts = board.counts()
+    log.info(
+        "batchsubmit.watch.progress", poll=polls, elapsed_s=round(elapsed, 1),
+        versions=len(board), unfinished=sum(1 for _ in board.unfinished()),
+        counts=dict(counts.most_common()),
+    )  # fmt: skip
 
 
 def _result(board: Board, polls: int, unwatched: int) -> WatchResult:
     counts = board.counts()
-    code = board.exit_code()
+    ok = board.all_ok()
     failed = board.failed()
     parts = [f"{n} {name}" for name, n in counts.most_common()]
     summary = ", ".join(parts) if parts else "nothing to watch"
@@ -561,7 +475,7 @@ def _result(board: Board, polls: int, unwatched: int) -> WatchResult:
         some = "1 point has" if unwatched == 1 else f"{unwatched} points have"
         message += f"; {some} no version (failed, unknown or not started)"
     log.info(
-        "batchsubmit.watch.finished", exit_code=code, polls=polls, counts=dict(counts),
+        "batchsubmit.watch.finished", ok=ok, polls=polls, counts=dict(counts),
         failed=len(failed),
     )  # fmt: skip
-    return WatchResult(code, board.final(), dict(counts.most_common()), polls, message)
+    return WatchResult(ok, board.final(), dict(counts.most_common()), polls, message)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Mapping
 from typing import Any
 
 import anyio.lowlevel
@@ -19,10 +18,12 @@ from batchsubmit.errors import (
     ThrottledError,
 )
 from batchsubmit.limiter import AdaptiveRateLimiter
-from batchsubmit.models import CreateVersionResponse, Version
-from batchsubmit.reconcile import Listing, Reconciler
+from batchsubmit.models import Version
+from batchsubmit.reconcile import Reconciler
 from batchsubmit.retry import FailureWindow
 from batchsubmit.sweep import Point
+from batchsubmit.target import Created
+from batchsubmit.v1 import Listing
 from tests.fakes import FakeClock
 
 pytestmark = pytest.mark.anyio
@@ -44,7 +45,8 @@ class ScriptedServer:
         self.versions: list[Version] = []
         self.calls = 0
 
-    async def create_version(self, job_id: int, body: Mapping[str, Any]) -> CreateVersionResponse:
+    async def create(self, job_id: int, point: Point) -> Created:
+        body = point.body
         self.calls += 1
         step = self.script.popleft() if self.script else "ok"
         if isinstance(step, BatchSubmitError):
@@ -56,11 +58,10 @@ class ScriptedServer:
         self.versions.append(version)
         if step == LOST:
             raise OutcomeUnknownError("POST: connection reset after sending")
-        return CreateVersionResponse(version_id=version.version_id,
-                                     version_name=version.version_name)
+        return Created(version.version_id, version.version_name)
 
-    async def list_versions(self) -> list[Version]:
-        return list(self.versions)
+    async def listing(self, started_at: float) -> Listing:
+        return Listing.build(started_at, self.versions)
 
 
 class Recorder:
@@ -86,7 +87,7 @@ def point(i: int) -> Point:
 def make_engine(server: ScriptedServer, ledger: Recorder, clock: FakeClock,
                 **kw: Any) -> Engine:
     limiter = AdaptiveRateLimiter(1000, clock=clock, sleep=clock.sleep)
-    reconciler = Reconciler(server.list_versions, settle=1.0, clock=clock, sleep=clock.sleep)
+    reconciler = Reconciler(server.listing, settle=1.0, clock=clock, sleep=clock.sleep)
     return Engine(api=server, ledger=ledger, limiter=limiter, reconcilers={10: reconciler},
                   clock=clock, sleep=clock.sleep, **kw)
 
@@ -275,9 +276,8 @@ async def test_slots_bound_requests_and_the_crew_bounds_open_points() -> None:
     state = {"in_flight": 0, "max_in_flight": 0, "pulled": 0, "max_open": 0}
 
     class Server(ScriptedServer):
-        async def create_version(
-            self, job_id: int, body: Mapping[str, Any]
-        ) -> CreateVersionResponse:
+        async def create(self, job_id: int, point: Point) -> Created:
+            body = point.body
             state["in_flight"] += 1
             state["max_in_flight"] = max(state["max_in_flight"], state["in_flight"])
             done = sum(1 for r in ledger.records if r["event"] == "succeeded")
@@ -289,7 +289,7 @@ async def test_slots_bound_requests_and_the_crew_bounds_open_points() -> None:
                 if url not in seen:  # each point's first attempt: refused connection, back off
                     seen.add(url)
                     raise NotSentError("connection refused")
-                return await super().create_version(job_id, body)
+                return await super().create(job_id, point)
             finally:
                 state["in_flight"] -= 1
 
@@ -317,14 +317,12 @@ async def test_after_an_abort_no_request_queued_behind_it_is_sent() -> None:
     sent_while_stopping = []
 
     class Server(ScriptedServer):
-        async def create_version(
-            self, job_id: int, body: Mapping[str, Any]
-        ) -> CreateVersionResponse:
+        async def create(self, job_id: int, point: Point) -> Created:
             if engine.stopping:
-                sent_while_stopping.append(body["config"]["train_url"])
+                sent_while_stopping.append(point.train_url)
             for _ in range(3):  # stay in flight while the others queue for slots
                 await anyio.lowlevel.checkpoint()
-            return await super().create_version(job_id, body)
+            return await super().create(job_id, point)
 
     server = Server(*["ok"] * 29, AuthError("wrong SK", http_status=401, error_code="APIG.0301"))
     engine = make_engine(server, ledger, clock, concurrency=4)

@@ -16,9 +16,9 @@ import aiohttp
 import pytest
 
 from batchsubmit.auth import NoCredentials
+from batchsubmit.commands.run import RunOptions, run_sweep
 from batchsubmit.emulator import Emulator, EmulatorConfig, run_emulator
 from batchsubmit.ledger import read_ledger
-from batchsubmit.runner import RunOptions, run_sweep
 from batchsubmit.sweep import bind, iter_points, load_spec
 from tests.fakes import until_listed
 

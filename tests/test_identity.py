@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 from batchsubmit.errors import IdentityConflictError
 from batchsubmit.identity import disagreements, normalise_train_url, same_value
 from batchsubmit.models import Version
-from batchsubmit.reconcile import Listing, identity
 from batchsubmit.sweep import render_value
+from batchsubmit.v1 import Listing, identity
 
 
 @pytest.mark.parametrize(
@@ -88,15 +88,15 @@ def version(version_id: int, train_url: str, **params: object) -> Version:
 def test_a_listing_finds_a_point_through_every_echo() -> None:
     """Numbers as JSON numbers, another order, an added label and an obs:// path: found."""
     listing = Listing.build(0.0, [version(7, "obs://b/out/k1", bs=32, lr=0.01, preset="x")])
-    found = listing.find(identity("/b/out/k1/", [("lr", "0.010"), ("bs", "32")]))
+    found = listing.find_version(identity("/b/out/k1/", [("lr", "0.010"), ("bs", "32")]))
     assert found is not None and found.version_id == 7
-    assert listing.find(identity("/b/out/k2/", [("lr", "0.010")])) is None
+    assert listing.find_version(identity("/b/out/k2/", [("lr", "0.010")])) is None
 
 
 def test_of_two_versions_of_a_point_the_oldest_is_adopted() -> None:
     """Duplicates made before this run: the oldest confirming version is the point's."""
     listing = Listing.build(0.0, [version(9, "/b/k1/", lr="1"), version(8, "/b/k1", lr="1.0")])
-    found = listing.find(identity("/b/k1/", [("lr", "1")]))
+    found = listing.find_version(identity("/b/k1/", [("lr", "1")]))
     assert found is not None and found.version_id == 8
 
 
@@ -105,7 +105,7 @@ def test_a_foreign_version_on_the_train_url_is_a_conflict_naming_it() -> None:
     difference, never a silent adoption."""
     listing = Listing.build(0.0, [version(12, "/b/out/k1/", lr="0.5")])
     with pytest.raises(IdentityConflictError) as caught:
-        listing.find(identity("/b/out/k1/", [("lr", "0.01")]))
+        listing.find_version(identity("/b/out/k1/", [("lr", "0.01")]))
     error = caught.value
     assert error.error_code == "batchsubmit.identity_conflict"
     assert "version 12 (V0012)" in str(error)

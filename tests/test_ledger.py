@@ -103,8 +103,12 @@ def test_record_fields_are_the_published_contract() -> None:
     ids=lambda r: r["event"],
 )
 def test_records_put_event_first_and_ts_last(record: dict[str, Any]) -> None:
-    """Every builder writes "event", then the contract's fields in order, then "ts"."""
-    assert list(record) == ["event", *ledger.RECORD_FIELDS[record["event"]], "ts"]
+    """Every builder writes "event", then the contract's fields in order, the fields added
+    later, then "ts"."""
+    event = record["event"]
+    assert list(record) == [
+        "event", *ledger.RECORD_FIELDS[event], *ledger.RECORD_EXTRAS.get(event, ()), "ts"
+    ]
     assert ledger.check_record(record) is record
 
 

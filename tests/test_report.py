@@ -17,6 +17,7 @@ from batchsubmit import ledger
 from batchsubmit.auth import NoCredentials
 from batchsubmit.cli import main
 from batchsubmit.client import ModelArtsClient
+from batchsubmit.commands.run import RunOptions, run_sweep
 from batchsubmit.emulator import EmulatorConfig, run_emulator
 from batchsubmit.ledger import encode, fold
 from batchsubmit.limiter import AdaptiveRateLimiter
@@ -38,7 +39,6 @@ from batchsubmit.report.data import (
     points,
     timeline,
 )
-from batchsubmit.runner import RunOptions, run_sweep
 from batchsubmit.watch import watch_ledger
 from tests.fakes import FakeClock
 

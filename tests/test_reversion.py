@@ -10,9 +10,9 @@ import pytest
 import yaml
 
 from batchsubmit.auth import NoCredentials
+from batchsubmit.commands.run import RunOptions, run_sweep
 from batchsubmit.emulator import EmulatorConfig, run_emulator
 from batchsubmit.ledger import read_ledger
-from batchsubmit.runner import RunOptions, run_sweep
 
 pytestmark = [pytest.mark.integration, pytest.mark.anyio]
 

@@ -16,9 +16,9 @@ import pytest
 from pydantic import SecretStr
 
 from batchsubmit.auth import NoCredentials
+from batchsubmit.commands.run import RunOptions, run_sweep
 from batchsubmit.emulator import EmulatorConfig, run_emulator
 from batchsubmit.ledger import read_ledger
-from batchsubmit.runner import RunOptions, run_sweep
 
 pytestmark = [pytest.mark.integration, pytest.mark.anyio]
 

@@ -13,8 +13,9 @@ from structlog.testing import capture_logs
 
 from batchsubmit import ledger
 from batchsubmit.cli import main
+from batchsubmit.commands.display import render_summary
 from batchsubmit.ledger import encode, fold
-from batchsubmit.summary import Summary, next_steps, render_summary, summarize
+from batchsubmit.summary import Summary, next_steps, summarize
 
 T0 = "2026-11-26T10:00:00.000Z"
 
@@ -215,7 +216,7 @@ def test_the_table_shows_counts_failures_rate_and_time() -> None:
     for expected in (
         "sweep lr-sweep", "points", "succeeded", "1 found on the server", "failed",
         "outcome unknown", "not started", "ModelArts.2763", "flavor gpu.x not found",
-        "1.0 points/s", "1 min 4 s", "finished",
+        "1.0 points/s", "1m 4s", "finished",
     ):  # fmt: skip
         assert expected in text
 

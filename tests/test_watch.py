@@ -23,11 +23,12 @@ from batchsubmit import ledger
 from batchsubmit.auth import NoCredentials
 from batchsubmit.cli import main
 from batchsubmit.client import ModelArtsClient
+from batchsubmit.commands.display import BoardView, render_board
+from batchsubmit.commands.run import RunOptions, run_sweep
 from batchsubmit.emulator import Emulator, EmulatorConfig, run_emulator
 from batchsubmit.errors import APIError, UsageError
 from batchsubmit.ledger import LedgerWriter, encode, fold, read_ledger
 from batchsubmit.limiter import AdaptiveRateLimiter
-from batchsubmit.runner import RunOptions, run_sweep
 from batchsubmit.watch import (
     NOT_LISTED,
     UNSEEN,
@@ -39,7 +40,6 @@ from batchsubmit.watch import (
     is_success,
     is_terminal,
     job_ids_of,
-    render_board,
     status_name,
     watch_ledger,
 )
@@ -168,12 +168,12 @@ def test_versions_of_other_points_in_the_listing_are_ignored() -> None:
 def test_the_watch_is_done_when_every_version_is_terminal() -> None:
     """done once every version is terminal; the exit code is 0 only if all COMPLETED."""
     board = board_of(RUNNING, COMPLETED)
-    assert not board.done and board.exit_code() == 1
+    assert not board.done and not board.all_ok()
     board.observe({JOB: listing((1, COMPLETED))}, job_ids=[JOB])
-    assert board.done and board.exit_code() == 0
+    assert board.done and board.all_ok()
     for end in (FAILED, KILLED, LOST):
         board = board_of(COMPLETED, end)
-        assert board.done and board.exit_code() == 1
+        assert board.done and not board.all_ok()
         assert [t.key for t in board.failed()] == ["k2"]
 
 
@@ -198,7 +198,7 @@ def test_a_version_no_longer_listed_is_given_up_after_missing_polls() -> None:
     assert board.tracked[1].missed == 0
     for _ in range(2):
         board.observe({JOB: listing((2, COMPLETED))}, job_ids=[JOB])
-    assert board.done and board.exit_code() == 1
+    assert board.done and not board.all_ok()
     assert board.counts() == Counter({NOT_LISTED: 1, "COMPLETED": 1})
     assert [t.key for t in board.failed()] == ["k1"]
 
@@ -256,7 +256,7 @@ def test_the_live_view_shows_counts_the_slowest_and_the_failed() -> None:
     out = io.StringIO()
     Console(file=out, width=120, color_system=None).print(render_board(board, polls=3, sweep="w"))
     text = out.getvalue()
-    for expected in ("RUNNING", "2", "COMPLETED", "slowest running", "15 min 00 s", "bad[x]"):
+    for expected in ("RUNNING", "2", "COMPLETED", "slowest running", "15m 0s", "bad[x]"):
         assert expected in text
     assert text.index("slow ") < text.index("fast ")
     assert "ended without completing (1)" in text
@@ -331,7 +331,7 @@ async def test_watch_follows_every_version_to_its_end_and_records_each_change(
         v: {"COMPLETED": COMPLETED, "FAILED": FAILED}[s[-1]] for v, s in per_version.items()
     }
     failed = sum(s[-1] == "FAILED" for s in per_version.values())
-    assert 0 < failed < 12 and result.exit_code == 1
+    assert 0 < failed < 12 and not result.ok
     assert result.counts == {"COMPLETED": 12 - failed, "FAILED": failed}
     assert {e.status_name for e in result.statuses.values()} == {"COMPLETED", "FAILED"}
     ends = [r for r in lines if r["status_name"] == "COMPLETED"]
@@ -354,7 +354,7 @@ async def test_all_completed_exits_0_and_a_second_watch_sends_nothing(tmp_path: 
         size, lists = path.stat().st_size, emu.counters["lists"]
         second = await watch(emu, path, clock)
         assert emu.counters["lists"] == lists
-    assert (first.exit_code, second.exit_code) == (0, 0)
+    assert first.ok and second.ok
     assert second.polls == 0 and path.stat().st_size == size
     assert second.statuses == first.statuses and second.counts == {"COMPLETED": 4}
 
@@ -381,13 +381,14 @@ async def test_a_stopped_watch_resumes_without_repeating_a_status(tmp_path: Path
         result = await watch(emu, path, clock)
     pairs = Counter((r["version_id"], r["status_name"]) for r in status_lines(path))
     assert set(pairs.values()) == {1} and len(pairs) == 6 * 3
-    assert result.exit_code == 0
+    assert result.ok
 
 
 async def test_on_a_terminal_the_live_table_is_shown_and_a_callers_writer_is_used(
     tmp_path: Path,
 ) -> None:
-    """A terminal console gets the rich table; lines go through the writer the caller holds."""
+    """A terminal console gets the rich table (the command line's BoardView, fed each round);
+    lines go through the writer the caller holds."""
     clock = FakeClock(1_800_000_000.0)
     config = EmulatorConfig(project_id=PROJECT, init_seconds=0, run_seconds=1)
     spec, path = write_spec(tmp_path / "s.json", a=1, b=2), tmp_path / "s.ledger.jsonl"
@@ -396,9 +397,11 @@ async def test_on_a_terminal_the_live_table_is_shown_and_a_callers_writer_is_use
     async with run_emulator(config, clock=clock) as emu:
         await run_points(emu, spec, path)
         async with LedgerWriter(path, expected_sweep="watched") as writer:  # holds the lock
-            result = await watch(emu, path, clock, console=console, writer=writer)
+            view = BoardView(console, sweep="watched")
+            with view.shown():
+                result = await watch(emu, path, clock, on_round=view.update, writer=writer)
             assert writer.records_written == 4  # RUNNING, then COMPLETED, for two versions
-    assert result.exit_code == 0
+    assert result.ok
     text = out.getvalue()
     assert "watching 2 versions of sweep watched" in text and "COMPLETED" in text
 
@@ -425,7 +428,7 @@ async def test_throttled_listings_slow_down_and_still_finish(tmp_path: Path) -> 
         path.write_bytes(b"".join(encode(r) for r in records))
         result = await watch(emu, path, clock, interval=0.5)
         assert emu.counters["throttled"] > 0
-    assert result.exit_code == 0 and result.counts == {"COMPLETED": 3}
+    assert result.ok and result.counts == {"COMPLETED": 3}
 
 
 async def test_a_failing_listing_is_retried_at_the_next_interval(tmp_path: Path) -> None:
@@ -451,7 +454,7 @@ async def test_a_failing_listing_is_retried_at_the_next_interval(tmp_path: Path)
     failures = [e for e in logs if e["event"] == "batchsubmit.watch.list_failed"]
     assert len(failures) == 1 and failures[0]["will_retry"] is True
     assert failures[0]["error_code"] == "ModelArts.0010"
-    assert result.exit_code == 0 and result.counts == {"COMPLETED": 2}
+    assert result.ok and result.counts == {"COMPLETED": 2}
 
 
 async def test_a_refused_listing_stops_the_watch_with_the_error(tmp_path: Path) -> None:
@@ -484,7 +487,7 @@ async def test_a_ledger_with_nothing_succeeded_has_nothing_to_watch(tmp_path: Pa
     async with run_emulator(EmulatorConfig(project_id=PROJECT), clock=clock) as emu:
         result = await watch(emu, path, clock)
         assert emu.counters["lists"] == 0
-    assert result.exit_code == 0 and result.polls == 0
+    assert result.ok and result.polls == 0
     assert result.message is not None and "1 point has no version" in result.message
 
 

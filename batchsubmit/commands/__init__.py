@@ -1,0 +1,19 @@
+"""The subcommands of the ``batchsubmit`` command line, one module each, and their exit codes.
+
+Only the command line speaks in exit codes; the core returns data and raises errors.
+"""
+
+from __future__ import annotations
+
+import enum
+
+__all__ = ["ExitCode"]
+
+
+class ExitCode(enum.IntEnum):
+    """What a ``batchsubmit`` process exits with (the README documents them)."""
+
+    OK = 0  # every point succeeded (every training completed, for watch)
+    FAILED = 1  # some points failed or were left pending (or trainings ended otherwise)
+    USAGE = 2  # spec, usage or credential error: nothing was sent
+    INTERRUPTED = 130  # Ctrl-C / SIGTERM: run the same command again to resume

@@ -390,12 +390,52 @@ def parse_add_params(text: str) -> tuple[tuple[str, str], ...]:
     return tuple(pairs)
 
 
+# Config fields set straight from the flag of the same meaning: field -> argparse dest.
+_FLAG_FIELDS = {
+    "host": "host", "port": "port", "project_id": "project_id", "auth": "auth",
+    "date_window_seconds": "date_window", "max_versions_per_job": "max_versions",
+    "state_file": "state_file", "state_save_interval": "save_interval", "admin": "admin",
+    "seed": "seed", "rate": "rate", "burst": "burst", "gateway": "gateway",
+    "policy_period": "policy_period", "announce_limit": "announce_limit",
+    "retry_after": "retry_after", "gateway_prefix": "gateway_prefix",
+    "echo_numbers": "echo_numbers", "shuffle_params": "shuffle_params",
+    "normalise_train_url": "normalise_train_url", "max_per_page": "max_per_page",
+    "page_offsets": "page_offsets", "errors_200": "errors_200", "error_field": "error_field",
+    "strict": "strict", "latency_ms": "latency_ms", "latency_jitter_ms": "latency_jitter_ms",
+    "latency_distribution": "latency_distribution", "error_500_share": "error_500_share",
+    "ambiguous_share": "ambiguous_share", "stall_seconds": "stall_seconds",
+    "faults_on_lists": "faults_on_lists", "list_lag": "list_lag",
+    "init_seconds": "init_seconds", "run_seconds": "run_seconds",
+    "failure_share": "failure_share",
+}  # fmt: skip
+
+
 def build_config(args: argparse.Namespace) -> EmulatorConfig:
     """Flags (and, for secrets, the environment) to a validated config; UsageError if wrong."""
     from pydantic import ValidationError
 
     from batchsubmit.emulator import EmulatorConfig
 
+    tokens, access_keys = _secrets(args)
+    settings: dict[str, Any] = {field: getattr(args, dest) for field, dest in _FLAG_FIELDS.items()}
+    settings.update(
+        tokens=tokens, access_keys=access_keys, add_params=parse_add_params(args.add_params),
+        ambiguous_kinds=[k.strip() for k in args.ambiguous_kinds.split(",") if k.strip()],
+    )
+    jobs = _jobs(args.job)
+    if jobs:
+        settings["jobs"] = jobs
+    try:
+        return EmulatorConfig.model_validate(settings)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(map(str, err['loc'])) or 'config'}: {err['msg']}" for err in exc.errors()
+        )
+        raise UsageError(f"invalid emulator settings: {problems}") from None
+
+
+def _secrets(args: argparse.Namespace) -> tuple[list[str], dict[str, str]]:
+    """Accepted tokens and AK -> SK pairs: the flags, else the environment's."""
     tokens = list(args.token)
     if args.auth == "token" and not tokens and os.environ.get("MODELARTS_TOKEN"):
         tokens.append(os.environ["MODELARTS_TOKEN"])
@@ -408,67 +448,21 @@ def build_config(args: argparse.Namespace) -> EmulatorConfig:
     env_ak, env_sk = os.environ.get("HUAWEICLOUD_SDK_AK"), os.environ.get("HUAWEICLOUD_SDK_SK")
     if args.auth == "aksk" and not access_keys and env_ak and env_sk:
         access_keys[env_ak] = env_sk
-    jobs: dict[int, int] = {}
-    for item in args.job:
-        job, sep, version = item.partition("=")
-        if not (sep and job.strip().isdigit() and version.strip().isdigit()):
-            raise UsageError(f"--job takes JOB_ID=VERSION_ID, e.g. 10=20; got {item!r}")
-        jobs[int(job)] = int(version)
-    settings: dict[str, Any] = {
-        "host": args.host,
-        "port": args.port,
-        "project_id": args.project_id,
-        "auth": args.auth,
-        "tokens": tokens,
-        "access_keys": access_keys,
-        "date_window_seconds": args.date_window,
-        "max_versions_per_job": args.max_versions,
-        "state_file": args.state_file,
-        "state_save_interval": args.save_interval,
-        "admin": args.admin,
-        "seed": args.seed,
-        "rate": args.rate,
-        "burst": args.burst,
-        "gateway": args.gateway,
-        "policy_period": args.policy_period,
-        "announce_limit": args.announce_limit,
-        "retry_after": args.retry_after,
-        "gateway_prefix": args.gateway_prefix,
-        "echo_numbers": args.echo_numbers,
-        "shuffle_params": args.shuffle_params,
-        "add_params": parse_add_params(args.add_params),
-        "normalise_train_url": args.normalise_train_url,
-        "max_per_page": args.max_per_page,
-        "page_offsets": args.page_offsets,
-        "errors_200": args.errors_200,
-        "error_field": args.error_field,
-        "strict": args.strict,
-        "latency_ms": args.latency_ms,
-        "latency_jitter_ms": args.latency_jitter_ms,
-        "latency_distribution": args.latency_distribution,
-        "error_500_share": args.error_500_share,
-        "ambiguous_share": args.ambiguous_share,
-        "ambiguous_kinds": [k.strip() for k in args.ambiguous_kinds.split(",") if k.strip()],
-        "stall_seconds": args.stall_seconds,
-        "faults_on_lists": args.faults_on_lists,
-        "list_lag": args.list_lag,
-        "init_seconds": args.init_seconds,
-        "run_seconds": args.run_seconds,
-        "failure_share": args.failure_share,
-    }
-    if jobs:
-        settings["jobs"] = jobs
     if args.auth == "token" and not tokens:
         raise UsageError("--auth token needs --token TOKEN or $MODELARTS_TOKEN")
     if args.auth == "aksk" and not access_keys:
         raise UsageError("--auth aksk needs --aksk AK:SK or $HUAWEICLOUD_SDK_AK and _SK")
-    try:
-        return EmulatorConfig.model_validate(settings)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(map(str, err['loc'])) or 'config'}: {err['msg']}" for err in exc.errors()
-        )
-        raise UsageError(f"invalid emulator settings: {problems}") from None
+    return tokens, access_keys
+
+
+def _jobs(items: list[str]) -> dict[int, int]:
+    jobs: dict[int, int] = {}
+    for item in items:
+        job, sep, version = item.partition("=")
+        if not (sep and job.strip().isdigit() and version.strip().isdigit()):
+            raise UsageError(f"--job takes JOB_ID=VERSION_ID, e.g. 10=20; got {item!r}")
+        jobs[int(job)] = int(version)
+    return jobs
 
 
 def connect_hint(config: EmulatorConfig, url: str) -> str:

@@ -132,15 +132,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def duration(seconds: float) -> str:
-    """``7260`` -> ``"2h 1m 0s"``: a human-readable duration, rounded up to whole seconds."""
-    total = max(0, int(-(-seconds // 1)))
-    hours, rest = divmod(total, 3600)
-    minutes, secs = divmod(rest, 60)
-    if hours:
-        return f"{hours}h {minutes}m {secs}s"
-    if minutes:
-        return f"{minutes}m {secs}s"
-    return f"{secs}s"
+    """``7260`` -> ``"2h 1m 0s"``: a submission-time estimate, rounded up to whole seconds."""
+    from batchsubmit.summary import format_duration
+
+    return format_duration(seconds, estimate=True)
 
 
 def read_version(path: str) -> dict[str, Any]:

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from batchsubmit.cli import EXIT_OK
+from batchsubmit.commands import ExitCode
 
 DESCRIPTION = """\
 Write one HTML file about a sweep, for people who would rather look than read: the headline
@@ -71,4 +71,4 @@ def run(args: argparse.Namespace) -> int:
         f"wrote {output}: {s.total} points, {s.succeeded} succeeded, {s.failed} failed",
         file=sys.stderr,
     )
-    return EXIT_OK
+    return ExitCode.OK

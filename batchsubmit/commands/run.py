@@ -8,9 +8,24 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
+import signal
 import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from batchsubmit.commands import ExitCode
+
+if TYPE_CHECKING:  # imported when the command runs: registering the parser stays light
+    from rich.console import Console
+
+    from batchsubmit.auth import Credentials
+    from batchsubmit.runner import RunOutcome, Session, Start, SweepRun
+    from batchsubmit.summary import Summary
+    from batchsubmit.watch import WatchResult
 
 DESCRIPTION = """\
 Create one training-job version per point of SPEC, concurrently, within a requests-per-second
@@ -82,7 +97,6 @@ def run(args: argparse.Namespace) -> int:
     import anyio
 
     from batchsubmit.logs import logging_for_command
-    from batchsubmit.runner import EXIT_INTERRUPTED, RunOptions, run_sweep
 
     options = RunOptions(
         spec=args.spec, endpoint=args.endpoint, project_id=args.project_id, job_id=args.job_id,
@@ -96,7 +110,149 @@ def run(args: argparse.Namespace) -> int:
         with logging_for_command(fmt=args.log_format, level=level, log_file=args.log_file):
             result = anyio.run(run_sweep, options, backend="asyncio")
     except KeyboardInterrupt:
-        return EXIT_INTERRUPTED
+        return ExitCode.INTERRUPTED
     if result.message:
         print(f"batchsubmit: {result.message}", file=sys.stderr)
     return result.exit_code
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """What the command line asked for; None means "the spec's value, else the default"."""
+
+    spec: Path
+    endpoint: str | None = None
+    project_id: str | None = None
+    job_id: int | None = None
+    ledger: Path | None = None
+    rate: float | None = None
+    concurrency: int | None = None
+    max_attempts: int | None = None
+    timeout: float = 30.0
+    connect_timeout: float = 5.0
+    retry_failed: bool = False
+    settle: float = 2.0
+    grace: float = 10.0  # Ctrl-C: how long requests in flight may take to finish
+    quiet: bool = False
+    watch: bool = False  # then follow the created versions until each one ends
+    watch_interval: float = 10.0
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """How the command ends: its exit code, the ledger's summary, and a last word."""
+
+    exit_code: ExitCode
+    summary: Summary | None
+    message: str | None = None
+
+
+async def run_sweep(
+    options: RunOptions,
+    *,
+    env: Mapping[str, str] | None = None,
+    console: Console | None = None,
+    credentials: Credentials | None = None,
+) -> RunResult:
+    """``batchsubmit run``: the core's run (``runner.SweepRun``) with what a terminal needs
+    around it: Ctrl-C and SIGTERM handling, the progress bar, the summary, ``--watch``, and the
+    verdict as an exit code."""
+    import anyio
+    from rich.console import Console
+
+    from batchsubmit.commands.display import ProgressView, render_summary
+    from batchsubmit.errors import AuthError
+    from batchsubmit.ledger import read_ledger
+    from batchsubmit.runner import RunRequest, SweepRun
+    from batchsubmit.summary import summarize
+    from batchsubmit.sweep import load_spec
+
+    console = console or Console(stderr=True)
+    progress = ProgressView(console, quiet=options.quiet)
+    watched: list[WatchResult] = []
+    request = RunRequest(**{f.name: getattr(options, f.name) for f in fields(RunRequest)})
+    sweep_run = SweepRun(
+        load_spec(options.spec), request, env=os.environ if env is None else env,
+        credentials=credentials, on_progress=progress.update,
+        on_start=lambda start: _warn_drift(start, sweep_run.plan.ledger, console),
+    )
+    after = partial(_watch, options, console, watched) if options.watch else None
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(_on_signals, sweep_run)
+        try:
+            with progress.shown():
+                outcome = await sweep_run.execute(after)
+        except AuthError as exc:  # refused at the start-of-run listing: nothing was sent
+            return RunResult(ExitCode.USAGE, None, f"run stopped: {exc}\n  {exc.hint}")
+        finally:
+            tg.cancel_scope.cancel()
+    summary = summarize(read_ledger(sweep_run.plan.ledger, slim=True))
+    if not options.quiet:
+        render_summary(summary, console)
+    verdict = _verdict(outcome, summary)
+    if watched and verdict.exit_code == ExitCode.OK:
+        result = watched[0]
+        return RunResult(ExitCode.OK if result.ok else ExitCode.FAILED, summary, result.message)
+    return verdict
+
+
+def _warn_drift(start: Start, ledger: Path, console: Console) -> None:
+    if start.drift is not None:
+        added, removed = start.drift
+        console.print(
+            f"[yellow]the spec changed since {ledger} was written: {added} points "
+            f"added, {removed} removed; going on with the current spec[/]"
+        )
+
+
+async def _watch(
+    options: RunOptions, console: Console, box: list[WatchResult], session: Session,
+    outcome: RunOutcome,
+) -> None:
+    """``--watch``: follow the versions through the run's own client, limiter and ledger."""
+    from batchsubmit.commands.display import BoardView
+    from batchsubmit.watch import watch_ledger
+
+    view = BoardView(None if options.quiet else console, sweep=session.plan.spec.name)
+    with view.shown():
+        box.append(await watch_ledger(
+            outcome.ledger, client=session.client, job_ids=outcome.settings.job_ids,
+            limiter=session.limiter, interval=options.watch_interval, on_round=view.update,
+            writer=session.ledger,
+        ))
+
+
+def _verdict(outcome: RunOutcome | None, summary: Summary) -> RunResult:
+    from batchsubmit.errors import AuthError
+
+    if outcome is None:
+        return RunResult(ExitCode.INTERRUPTED, summary, INTERRUPTED)
+    if outcome.abort_error is not None:
+        error = outcome.abort_error
+        hint = f"\n  {error.hint}" if isinstance(error, AuthError) else ""
+        return RunResult(ExitCode.USAGE, summary, f"run stopped: {error}{hint}")
+    if outcome.interrupted:
+        return RunResult(ExitCode.INTERRUPTED, summary, INTERRUPTED)
+    if outcome.halt_reason:
+        return RunResult(ExitCode.FAILED, summary, outcome.halt_reason)
+    if summary.failed or summary.pending or summary.not_started:
+        return RunResult(ExitCode.FAILED, summary, None)
+    return RunResult(ExitCode.OK, summary, None)
+
+
+INTERRUPTED = "interrupted: re-run the same command to resume"
+
+
+async def _on_signals(sweep_run: SweepRun) -> None:
+    """First Ctrl-C or SIGTERM: stop taking points, requests in flight get the grace. A second
+    one: exit now (every line written so far is durable)."""
+    import anyio
+    import structlog
+
+    log = structlog.get_logger("batchsubmit.run")
+    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async for _ in signals:
+            if sweep_run.interrupted:
+                os._exit(ExitCode.INTERRUPTED)
+            sweep_run.interrupt()
+            log.warning("batchsubmit.run.interrupted", grace_s=sweep_run.plan.request.grace)

@@ -7,7 +7,7 @@ import json
 import os
 from typing import Any
 
-from batchsubmit.cli import EXIT_FAILED, EXIT_OK
+from batchsubmit.commands import ExitCode
 from batchsubmit.errors import LedgerError
 
 DESCRIPTION = """\
@@ -59,8 +59,9 @@ def run(args: argparse.Namespace) -> int:
     """Print the ledger's summary; 0 when every point succeeded, else 1."""
     from rich.console import Console  # imported when run: registering stays light
 
+    from batchsubmit.commands.display import render_summary
     from batchsubmit.ledger import read_ledger
-    from batchsubmit.summary import render_summary, summarize
+    from batchsubmit.summary import summarize
 
     path: str = args.ledger
     if not os.path.lexists(path):
@@ -74,4 +75,4 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(summary.as_dict()))
     else:
         render_summary(summary, Console())
-    return EXIT_OK if summary.complete else EXIT_FAILED
+    return ExitCode.OK if summary.complete else ExitCode.FAILED

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from batchsubmit.commands import ExitCode
 from batchsubmit.errors import UsageError
 
 if TYPE_CHECKING:  # imported when the command runs: registering the parser stays light
@@ -93,17 +94,16 @@ def run(args: argparse.Namespace) -> int:
             plan = _plan(args, os.environ)
             result = anyio.run(_watch, plan, backend="asyncio")
     except KeyboardInterrupt:
-        result = _interrupted()
+        result = None
+    if result is None:
+        print(f"batchsubmit: {INTERRUPTED}", file=sys.stderr)
+        return ExitCode.INTERRUPTED
     if result.message:
         print(f"batchsubmit: {result.message}", file=sys.stderr)
-    return result.exit_code
+    return ExitCode.OK if result.ok else ExitCode.FAILED
 
 
-def _interrupted() -> WatchResult:
-    from batchsubmit.watch import EXIT_INTERRUPTED, WatchResult
-
-    message = "interrupted: the statuses seen so far are in the ledger; run watch again to resume"
-    return WatchResult(EXIT_INTERRUPTED, {}, {}, 0, message)
+INTERRUPTED = "interrupted: the statuses seen so far are in the ledger; run watch again to resume"
 
 
 @dataclass(frozen=True)
@@ -138,11 +138,12 @@ def _plan(args: argparse.Namespace, env: Mapping[str, str]) -> _Plan:
     state = read_ledger(path)
     if not state.runs:
         raise UsageError(f"{path}: no run recorded in this ledger: nothing to watch")
-    settings = state.runs[-1]["settings"]
-    project_id = settings.get("project_id") or env.get("HUAWEICLOUD_SDK_PROJECT_ID")
+    settings = state.settings
+    assert settings is not None  # a run is recorded
+    project_id = settings.project_id or env.get("HUAWEICLOUD_SDK_PROJECT_ID")
     if not project_id:
         raise UsageError(f"{path}: its last run records no project id (settings.project_id)")
-    endpoint = args.endpoint or settings.get("endpoint")
+    endpoint = args.endpoint or settings.endpoint
     if not endpoint:
         raise UsageError(f"{path}: its last run records no endpoint: pass --endpoint URL")
     state_file = None
@@ -161,17 +162,20 @@ def _plan(args: argparse.Namespace, env: Mapping[str, str]) -> _Plan:
         credentials = credentials_from_env(env, project_id=project_id)
     return _Plan(
         ledger=path, endpoint=endpoint, project_id=project_id, job_ids=job_ids_of(state),
-        rate=float(args.rate or settings.get("rate") or DEFAULT_RATE), interval=args.interval,
-        timeout=float(settings.get("timeout") or 30.0), credentials=credentials,
+        rate=float(args.rate or settings.rate or DEFAULT_RATE), interval=args.interval,
+        timeout=settings.timeout or 30.0, credentials=credentials,
         state_file=state_file,
     )  # fmt: skip
 
 
-async def _watch(plan: _Plan) -> WatchResult:
+async def _watch(plan: _Plan) -> WatchResult | None:
+    """The watch, drawn on stderr; None when interrupted."""
     import anyio
     from rich.console import Console
 
     from batchsubmit.client import ModelArtsClient  # aiohttp loads only for commands that send
+    from batchsubmit.commands.display import BoardView
+    from batchsubmit.ledger import read_ledger
     from batchsubmit.limiter import AdaptiveRateLimiter
     from batchsubmit.watch import watch_ledger
 
@@ -183,14 +187,16 @@ async def _watch(plan: _Plan) -> WatchResult:
         client = await stack.enter_async_context(
             ModelArtsClient(url, plan.credentials, read_timeout=plan.timeout)
         )
+        view = BoardView(Console(stderr=True), sweep=read_ledger(plan.ledger, slim=True).sweep)
         async with anyio.create_task_group() as tg:
             tg.start_soon(_on_signal, tg.cancel_scope)
-            result = await watch_ledger(
-                plan.ledger, client=client, job_ids=plan.job_ids, interval=plan.interval,
-                limiter=AdaptiveRateLimiter(plan.rate), console=Console(stderr=True),
-            )  # fmt: skip
+            with view.shown():
+                result = await watch_ledger(
+                    plan.ledger, client=client, job_ids=plan.job_ids, interval=plan.interval,
+                    limiter=AdaptiveRateLimiter(plan.rate), on_round=view.update,
+                )  # fmt: skip
             tg.cancel_scope.cancel()
-    return result if result is not None else _interrupted()
+    return result
 
 
 async def _serve_emulator(stack: contextlib.AsyncExitStack, project_id: str, state: Path) -> str:

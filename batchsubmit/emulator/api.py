@@ -13,13 +13,13 @@ import contextlib
 import re
 import socket
 import struct
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-import structlog
 from aiohttp import web
 
+from batchsubmit.emulator.config import EmulatorConfig
 from batchsubmit.emulator.drift import drift_version, page_bounds
-from batchsubmit.emulator.state import Job, Version
+from batchsubmit.emulator.state import Job, Life, State, Version
 from batchsubmit.emulator.validation import (
     MAX_DESC,
     Rejection,
@@ -29,11 +29,27 @@ from batchsubmit.emulator.validation import (
     validate_job_body,
     validate_version_body,
 )
+from batchsubmit.events import get_logger
 
-if TYPE_CHECKING:
-    from batchsubmit.emulator.app import Emulator
+log = get_logger("batchsubmit.emulator")
 
-log = structlog.get_logger("batchsubmit.emulator")
+
+class Host(Protocol):
+    """What the handlers need of the emulator (``app.Emulator``): its state, settings, clock,
+    counters and fault dice. A protocol, so this module does not import ``app``."""
+
+    state: State
+
+    @property
+    def config(self) -> EmulatorConfig: ...
+    def now_ms(self) -> int: ...
+    def count(self, name: str, n: int = 1) -> None: ...
+    def changed(self) -> None: ...
+    def new_life(self) -> Life: ...
+    def inject_500(self, request: web.Request, *, create: bool) -> None: ...
+    def ambiguous_kind(self) -> str | None: ...
+    async def stall(self, request: web.Request) -> None: ...
+
 
 REQUEST_ID = web.RequestKey("request_id", str)
 JOBS = "/v1/{project_id}/training-jobs"
@@ -77,7 +93,7 @@ def _path_id(request: web.Request, name: str, code: str, what: str) -> int:
 class V1Api:
     """The /v1/{project_id}/training-jobs endpoints, bound to one emulator."""
 
-    def __init__(self, emulator: Emulator) -> None:
+    def __init__(self, emulator: Host) -> None:
         self.emu = emulator
 
     def register(self, router: web.UrlDispatcher) -> None:

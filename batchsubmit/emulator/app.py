@@ -17,7 +17,6 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-import structlog
 from aiohttp import web
 
 from batchsubmit.emulator.api import REQUEST_ID, V1Api, reset_connection
@@ -26,8 +25,9 @@ from batchsubmit.emulator.signature import SignatureError, verify
 from batchsubmit.emulator.state import COMPLETED, FAILED, Life, State
 from batchsubmit.emulator.throttle import Throttle
 from batchsubmit.emulator.validation import Rejection, parse_json_object
+from batchsubmit.events import get_logger
 
-log = structlog.get_logger("batchsubmit.emulator")
+log = get_logger("batchsubmit.emulator")
 
 COUNTER_NAMES = (
     "requests",

@@ -6,13 +6,13 @@ import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
-import structlog
 from aiohttp import web
 
 from batchsubmit.emulator.app import Emulator
 from batchsubmit.emulator.config import EmulatorConfig
+from batchsubmit.events import get_logger
 
-log = structlog.get_logger("batchsubmit.emulator")
+log = get_logger("batchsubmit.emulator")
 SHUTDOWN_TIMEOUT = 2.0  # seconds granted to in-flight handlers once the listener is closed
 
 

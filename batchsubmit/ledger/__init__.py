@@ -7,7 +7,7 @@ Scripts outside this repository read it, so the record shapes are a contract (is
     {"event": "succeeded", "key", "index", "version_id", "version_name", "parameter", "train_url",
      "attempts", "reconciled", "latency_ms", "ts"}
     {"event": "failed", "key", "index", "error_code", "error_message", "http_status", "request_id",
-     "attempts", "ts"}
+     "attempts", "parameter", "ts"}   (parameter: added later; older ledgers lack it)
     {"event": "run_finished", "counts", "interrupted", "ts"}
     {"event": "status", "key", "version_id", "status", "status_name", "duration_ms", "ts"}
 
@@ -28,6 +28,7 @@ being an unfinished JSON object).
 
 from batchsubmit.ledger.fold import LedgerState, RunSpan, StatusEntry, fold, read_ledger
 from batchsubmit.ledger.records import (
+    RECORD_EXTRAS,
     RECORD_FIELDS,
     check_record,
     encode,
@@ -39,12 +40,15 @@ from batchsubmit.ledger.records import (
     succeeded,
     timestamp,
 )
+from batchsubmit.ledger.settings import RunSettings
 from batchsubmit.ledger.writer import LedgerWriter
 
 __all__ = [
+    "RECORD_EXTRAS",
     "RECORD_FIELDS",
     "LedgerState",
     "LedgerWriter",
+    "RunSettings",
     "RunSpan",
     "StatusEntry",
     "check_record",

@@ -10,12 +10,12 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, NamedTuple
 
-import structlog
-
 from batchsubmit.errors import LedgerError
+from batchsubmit.events import get_logger
 from batchsubmit.ledger.records import _NAMES, Outcome, check_record
+from batchsubmit.ledger.settings import RunSettings
 
-log = structlog.get_logger("batchsubmit.ledger")
+log = get_logger("batchsubmit.ledger")
 
 
 @dataclass
@@ -69,6 +69,11 @@ class LedgerState:
             return None
         total: int = self.runs[-1]["total"]
         return total
+
+    @property
+    def settings(self) -> RunSettings | None:
+        """The last run's recorded settings, typed (None: no run recorded)."""
+        return RunSettings.of(self.runs[-1]["settings"]) if self.runs else None
 
     @property
     def last_run(self) -> RunSpan | None:

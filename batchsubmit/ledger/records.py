@@ -26,6 +26,12 @@ RECORD_FIELDS: Final[Mapping[str, tuple[str, ...]]] = {
     "status": ("key", "version_id", "status", "status_name", "duration_ms"),
 }  # fmt: skip
 
+#: Fields added later, written after the contract's own (before "ts"); a reader must not need
+#: them, since older ledgers lack them.
+RECORD_EXTRAS: Final[Mapping[str, tuple[str, ...]]] = {
+    "failed": ("parameter",),  # the point's parameters, as succeeded records carry them
+}
+
 _TYPES: Final[Mapping[str, tuple[type, ...]]] = {
     "sweep": (str,), "spec_sha256": (str,), "total": (int,), "settings": (dict,),
     "key": (str,), "index": (int,), "attempt": (int,), "train_url": (str,),
@@ -115,12 +121,14 @@ def failed(
     http_status: int | None,
     request_id: str | None,
     attempts: int,
+    parameter: Sequence[tuple[str, str]] = (),
     ts: str | None = None,
 ) -> dict[str, Any]:
     """The point failed for good (or ran out of attempts); ``http_status`` None: no answer."""
     return _record(
         "failed", ts, key=key, index=index, error_code=error_code, error_message=error_message,
         http_status=http_status, request_id=request_id, attempts=attempts,
+        parameter=[{"label": label, "value": value} for label, value in parameter],
     )  # fmt: skip
 
 

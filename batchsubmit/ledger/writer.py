@@ -14,13 +14,13 @@ from typing import Any, Self
 import anyio
 import anyio.lowlevel
 import anyio.to_thread
-import structlog
 
 from batchsubmit.errors import LedgerError
+from batchsubmit.events import get_logger
 from batchsubmit.ledger.fold import _os_error, _reason
 from batchsubmit.ledger.records import check_record, encode
 
-log = structlog.get_logger("batchsubmit.ledger")
+log = get_logger("batchsubmit.ledger")
 
 
 class _Batch:

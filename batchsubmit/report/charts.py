@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 
-from batchsubmit.report import svg
+import batchsubmit.report.svg as svg
 from batchsubmit.report.data import (
     COMPLETED,
     CREATED,

@@ -24,9 +24,8 @@ from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
-from batchsubmit.ledger import LedgerState, fold
+from batchsubmit.ledger import LedgerState, RunSettings, fold
 from batchsubmit.models import JobStatus
 from batchsubmit.summary import Summary, summarize
 
@@ -138,7 +137,7 @@ class ReportData:
 
     path: str | None
     summary: Summary
-    settings: Mapping[str, Any]
+    settings: RunSettings
     throttled: int | None  # 429 answers counted by the runs' run_finished lines
     requests: int | None
     timeline: Timeline
@@ -307,9 +306,7 @@ def _split_key(key: str) -> tuple[int | None, str]:
 
 
 def _job_ids(state: LedgerState) -> list[int]:
-    settings = state.runs[-1]["settings"] if state.runs else {}
-    jobs = settings.get("job_ids") or []
-    return [j for j in jobs if isinstance(j, int)] if isinstance(jobs, list) else []
+    return list(state.settings.job_ids) if state.settings is not None else []
 
 
 def points(
@@ -464,7 +461,7 @@ def extract(
     return ReportData(
         path=path,
         summary=summary,
-        settings=dict(state.runs[-1]["settings"]) if state.runs else {},
+        settings=state.settings or RunSettings(),
         throttled=throttled,
         requests=requests,
         timeline=timeline(tap.runs),

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
+import batchsubmit.report.charts as charts
 from batchsubmit import __version__
-from batchsubmit.report import charts
 from batchsubmit.report.data import STATE_NOTES, STATES, PointView, ReportData
 from batchsubmit.report.svg import esc
 from batchsubmit.summary import format_duration, next_steps
@@ -266,10 +266,10 @@ def render_html(data: ReportData, *, generated_at: str) -> str:
     """The whole report page."""
     s = data.summary
     settings = data.settings
-    jobs = settings.get("job_ids") or ([settings["job_id"]] if settings.get("job_id") else [])
+    jobs = settings.job_ids
     facts = [
         f"ledger <code>{esc(data.path or '?')}</code>",
-        f"endpoint <code>{esc(settings.get('endpoint', '?'))}</code>",
+        f"endpoint <code>{esc(settings.endpoint or '?')}</code>",
         f"job{'s' if len(jobs) > 1 else ''} {esc(', '.join(str(j) for j in jobs) or '?')}",
         f"{s.runs} run{'s' if s.runs != 1 else ''}",
         f"from {esc(s.started_at or '?')} to {esc(s.finished_at or '?')}",

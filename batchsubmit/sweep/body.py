@@ -28,7 +28,7 @@ from pydantic.fields import FieldInfo
 
 from batchsubmit.errors import SpecError
 from batchsubmit.models import CreateVersionRequest, DataSourceItem, VersionConfig
-from batchsubmit.sweep.loader import KeyPath, LineMap, error_at
+from batchsubmit.sweep.lines import KeyPath, LineMap, error_at
 from batchsubmit.sweep.render import Template, compile_template, placeholders
 from batchsubmit.sweep.render import render_value as render
 from batchsubmit.sweep.schema import Base, suggest

@@ -20,7 +20,7 @@ import math
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from hashlib import blake2b
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from pydantic import BaseModel, ValidationError
 
@@ -33,13 +33,18 @@ from batchsubmit.models import (
     describe_validation_error,
 )
 from batchsubmit.sweep.body import PartialRequest
-from batchsubmit.sweep.loader import KeyPath, dotted
+from batchsubmit.sweep.lines import KeyPath, dotted
 from batchsubmit.sweep.plan import KeyFormat, Match, Plan
 from batchsubmit.sweep.sampling import DigestSet, Stream, cell_seed
 from batchsubmit.sweep.schema import first_error, suggest
 
-if TYPE_CHECKING:
-    from batchsubmit.sweep.spec import SweepSpec
+
+class Planned(Protocol):
+    """Anything compiled to a plan (a ``SweepSpec``): a protocol, so this module does not
+    import ``spec``, which imports it."""
+
+    @property
+    def plan(self) -> Plan: ...
 
 __all__ = ["MAX_POINTS", "Point", "check_size", "count_points", "iter_points", "point_key"]
 
@@ -161,11 +166,11 @@ def point_values(plan: Plan) -> Iterator[Pairs]:
 # Points.
 
 
-def plan_of(spec: SweepSpec | Plan) -> Plan:
+def plan_of(spec: Planned | Plan) -> Plan:
     return spec if isinstance(spec, Plan) else spec.plan
 
 
-def iter_points(spec: SweepSpec | Plan, *, validate: bool = True) -> Iterator[Point]:
+def iter_points(spec: Planned | Plan, *, validate: bool = True) -> Iterator[Point]:
     """The points of ``spec`` in index order, lazily; each body validated unless told not to.
 
     An invalid body raises SpecError naming the spec file, the field (with its line) and the
@@ -413,7 +418,7 @@ def check_size(plan: Plan) -> None:
         )
 
 
-def count_points(spec: SweepSpec | Plan) -> int:
+def count_points(spec: Planned | Plan) -> int:
     """The number of points, without rendering any: arithmetic over the axes minus exclusions.
 
     Exclusions naming a random label need that label's draws, so only the cells they can touch

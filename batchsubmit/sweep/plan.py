@@ -21,7 +21,7 @@ from typing import Any
 
 from batchsubmit.errors import SpecError
 from batchsubmit.sweep.body import RESERVED, Body, Located, compile_body
-from batchsubmit.sweep.loader import KeyPath, LineMap, dotted, error_at
+from batchsubmit.sweep.lines import KeyPath, LineMap, dotted, error_at
 from batchsubmit.sweep.render import Template, json_escape
 from batchsubmit.sweep.sampling import Dim, compile_dimension
 from batchsubmit.sweep.schema import SpecFile, suggest

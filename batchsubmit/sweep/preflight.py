@@ -25,7 +25,6 @@ import itertools
 from array import array
 from collections.abc import Iterable, Iterator, Sequence
 from hashlib import blake2b
-from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
@@ -34,6 +33,7 @@ from batchsubmit.identity import normalise_train_url
 from batchsubmit.sweep.check import compile_check, uses_key
 from batchsubmit.sweep.expand import (
     Pairs,
+    Planned,
     Point,
     body_error,
     body_validator,
@@ -47,9 +47,6 @@ from batchsubmit.sweep.expand import (
     taken_url,
 )
 from batchsubmit.sweep.plan import Plan
-
-if TYPE_CHECKING:
-    from batchsubmit.sweep.spec import SweepSpec
 
 __all__ = ["preflight"]
 
@@ -186,7 +183,7 @@ def _scan(plan: Plan, keys: list[array[int]], urls: list[array[int]] | None) -> 
     return index + 1
 
 
-def preflight(spec: SweepSpec | Plan) -> int:
+def preflight(spec: Planned | Plan) -> int:
     """Validate every point and check keys and train_urls are unique; the count.
 
     The first invalid body raises SpecError naming the spec file, the field (with its line) and

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from batchsubmit.errors import SpecError
 from batchsubmit.models import brief
-from batchsubmit.sweep.loader import KeyPath, LineMap, dotted
+from batchsubmit.sweep.lines import KeyPath, LineMap, dotted
 
 __all__ = [
     "MAX_SAMPLES",

@@ -13,6 +13,8 @@ and puts the job's version under it. A spec with several ``target.job_ids`` (or 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +24,8 @@ from pydantic import ValidationError
 
 from batchsubmit.errors import SpecError
 from batchsubmit.sweep.expand import check_size, iter_points
-from batchsubmit.sweep.loader import LineMap, error_at, read_job_ids, read_spec
+from batchsubmit.sweep.lines import LineMap, check_shape, error_at
+from batchsubmit.sweep.loader import RawSpec, read_job_ids, read_spec
 from batchsubmit.sweep.plan import Plan, compile_plan
 from batchsubmit.sweep.render import placeholders
 from batchsubmit.sweep.schema import SpecFile, Submit, Target, spec_error_from_validation
@@ -49,6 +52,24 @@ class SweepSpec:
     def from_version(self) -> int | Literal["latest"] | None:
         """``base.from_version``: the version each job's base is taken from, if any."""
         return self.document.base.from_version
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], *, name: str | None = None) -> SweepSpec:
+        """A spec from a mapping (a script's literal, parsed JSON): checked as :func:`load_spec`
+        checks a file. ``name`` sets the spec's ``name``. Errors name the key path (``field
+        base.config.spec_id``) where a file's would also name the line; a ``target.job_ids``
+        file is read relative to the working directory."""
+        if not isinstance(data, Mapping):
+            raise SpecError(f"a spec is a mapping of keys, got {type(data).__name__}")
+        content = dict(data) if name is None else {**data, "name": name}
+        where = f"<spec {content.get('name', '?')!s}>"
+        check_shape(content, where)
+        try:
+            encoded = json.dumps(content, sort_keys=True, ensure_ascii=False).encode()
+        except (TypeError, ValueError) as exc:
+            raise SpecError(f"the spec must hold JSON values only: {exc}", path=where) from None
+        raw = RawSpec(Path(where), hashlib.sha256(encoded).hexdigest(), content, LineMap())
+        return _from_raw(raw)
 
 
 def _check_jobs_and_versions(doc: SpecFile, where: str, lines: LineMap) -> None:
@@ -130,7 +151,10 @@ def load_spec(path: str | Path) -> SweepSpec:
     is caught here rather than at preflight, and refuses a random search of more than
     ``expand.MAX_POINTS`` (10 000 000) points. A spec with ``base.from_version`` has a partial
     body until it is rebased on a version (``rebase``): its fields are checked one by one here."""
-    raw = read_spec(path)
+    return _from_raw(read_spec(path))
+
+
+def _from_raw(raw: RawSpec) -> SweepSpec:
     where = str(raw.path)
     if not isinstance(raw.data, dict):
         raise SpecError(

@@ -14,7 +14,7 @@ from typing import Any
 import yaml
 
 from batchsubmit.errors import SpecError
-from batchsubmit.sweep.loader import (
+from batchsubmit.sweep.lines import (
     ALIAS_ALLOWANCE,
     MAX_DEPTH,
     KeyPath,

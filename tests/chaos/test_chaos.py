@@ -38,8 +38,8 @@ from pydantic import SecretStr
 from batchsubmit.emulator import Emulator, EmulatorConfig, run_emulator
 from batchsubmit.ledger import read_ledger
 from batchsubmit.limiter import AdaptiveRateLimiter
-from batchsubmit.reconcile import identity
 from batchsubmit.sweep import bind, iter_points, load_spec
+from batchsubmit.v1 import identity
 from tests.fakes import FakeClock
 
 pytestmark = [pytest.mark.chaos, pytest.mark.anyio]

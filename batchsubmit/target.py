@@ -1,0 +1,55 @@
+"""The seam between the engine and an API: what submitting needs of a server, whatever it speaks.
+
+The engine, the reconciler and the run talk to a :class:`Target` only: create a point, list the
+points a job has on the server (:class:`PointListing`, complete or an error), and that is all.
+The v1 API (versions of one training job) is one implementation (:mod:`batchsubmit.v1`); another
+API plugs in beside it without touching the engine.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from batchsubmit.sweep import Point
+
+__all__ = ["Created", "PointListing", "Target"]
+
+
+@dataclass(frozen=True, slots=True)
+class Created:
+    """A point's object on the server: the id and name its ``succeeded`` line records."""
+
+    id: int
+    name: str
+
+
+class PointListing(Protocol):
+    """Everything one job had on the server when a listing began."""
+
+    @property
+    def started_at(self) -> float:
+        """When the listing began (the reconciler's clock)."""
+        ...
+
+    @property
+    def latest_id(self) -> int | None:
+        """The job's newest object, ours or not (``base.from_version: latest``)."""
+        ...
+
+    def find(self, point: Point) -> Created | None:
+        """The point's object, if listed; IdentityConflictError when another object holds the
+        point's identity (it is not the point's, and may not be adopted)."""
+        ...
+
+
+class Target(Protocol):
+    """One API of one project on one endpoint."""
+
+    async def create(self, job_id: int, point: Point) -> Created:
+        """Create the point's object. Not idempotent: OutcomeUnknownError means it may exist."""
+        ...
+
+    async def listing(self, job_id: int, started_at: float) -> PointListing:
+        """A complete listing of the job, begun at ``started_at``; an error if incomplete."""
+        ...
