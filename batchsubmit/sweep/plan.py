@@ -268,49 +268,15 @@ class _Compiler(Located):
             path: KeyPath = ("exclude", i)
             if not entry:
                 raise self.error("an empty exclude drops every point: name some labels", path)
-            pins: dict[str, str] = {}
-            for label, raw in entry.items():
-                if label not in full_pos:
-                    close = suggest(label, self.labels)
-                    hint = f"did you mean {close!r}? " if close else ""
-                    raise self.error(
-                        f"{label!r} is not a swept label: {hint}excludes name grid, zip or "
-                        f"random keys ({', '.join(self.labels)})",
-                        (*path, label),
-                    )
-                pins[label] = self.value(raw, (*path, label))
-                dim = dims.get(label)
-                if dim is not None and dim.choices is not None and pins[label] not in dim.choices:
-                    raise self.error(
-                        f"{pins[label]!r} is not one of the choices of {label}: "
-                        "this exclude would never match",
-                        (*path, label),
-                    )
-            box: list[frozenset[int] | None] = [None] * len(self.axes)
-            for a, axis in enumerate(self.axes):
-                named = [(j, lbl) for j, lbl in enumerate(axis.labels) if lbl in pins]
-                if not named:
-                    continue
-                rows = frozenset(
-                    r
-                    for r, row in enumerate(axis.rows)
-                    if all(row[j] == pins[lbl] for j, lbl in named)
-                )
-                if not rows:
-                    shown = ", ".join(f"{lbl}={pins[lbl]!r}" for _, lbl in named)
-                    raise self.error(
-                        f"{shown} matches no {'zip row' if len(axis.labels) > 1 else 'grid value'}"
-                        ": this exclude would never match; check the value",
-                        (*path, named[0][1]),
-                    )
-                box[a] = rows
+            pins = self._exclude_pins(entry, path, full_pos, dims)
+            box = self._exclude_box(pins, path)
             cell_pins = {cell_pos[lbl]: (lbl, v) for lbl, v in pins.items() if lbl in axis_of}
             if any(lbl in random_labels for lbl in pins):
                 points.append({full_pos[lbl]: (lbl, v) for lbl, v in pins.items()})
                 point_cells.append(cell_pins)
             else:
                 cells.append(cell_pins)
-                boxes.append(tuple(box))
+                boxes.append(box)
         self.cell_excludes = _grouped(cells)
         self.boxes = tuple(boxes)
         self.point_excludes = _grouped(points)
@@ -318,6 +284,55 @@ class _Compiler(Located):
             _grouped([pins])[0] if pins else None for pins in point_cells
         )
         self.cell_labels = cell_labels
+
+    def _exclude_pins(
+        self, entry: Mapping[str, Any], path: KeyPath, full_pos: Mapping[str, int],
+        dims: Mapping[str, Any],
+    ) -> dict[str, str]:
+        """An exclude's label -> rendered value; SpecError for a label or value it cannot match."""
+        pins: dict[str, str] = {}
+        for label, raw in entry.items():
+            if label not in full_pos:
+                close = suggest(label, self.labels)
+                hint = f"did you mean {close!r}? " if close else ""
+                raise self.error(
+                    f"{label!r} is not a swept label: {hint}excludes name grid, zip or "
+                    f"random keys ({', '.join(self.labels)})",
+                    (*path, label),
+                )
+            pins[label] = self.value(raw, (*path, label))
+            dim = dims.get(label)
+            if dim is not None and dim.choices is not None and pins[label] not in dim.choices:
+                raise self.error(
+                    f"{pins[label]!r} is not one of the choices of {label}: "
+                    "this exclude would never match",
+                    (*path, label),
+                )
+        return pins
+
+    def _exclude_box(
+        self, pins: Mapping[str, str], path: KeyPath
+    ) -> tuple[frozenset[int] | None, ...]:
+        """Per axis, the rows an exclude pins (None: the axis is not named)."""
+        box: list[frozenset[int] | None] = [None] * len(self.axes)
+        for a, axis in enumerate(self.axes):
+            named = [(j, lbl) for j, lbl in enumerate(axis.labels) if lbl in pins]
+            if not named:
+                continue
+            rows = frozenset(
+                r
+                for r, row in enumerate(axis.rows)
+                if all(row[j] == pins[lbl] for j, lbl in named)
+            )
+            if not rows:
+                shown = ", ".join(f"{lbl}={pins[lbl]!r}" for _, lbl in named)
+                raise self.error(
+                    f"{shown} matches no {'zip row' if len(axis.labels) > 1 else 'grid value'}"
+                    ": this exclude would never match; check the value",
+                    (*path, named[0][1]),
+                )
+            box[a] = rows
+        return tuple(box)
 
     # -- train_url uniqueness -------------------------------------------------------------
 
@@ -384,47 +399,8 @@ def compile_plan(
         inherited=inherited,
     )
     c.excludes()
-    random = None
-    if doc.random is not None:
-        dims = sorted(c.dims, key=lambda d: d.label)
-        spec_order = [d.label for d in c.dims]
-        drawn_order = [d.label for d in dims]
-        if spec_order == drawn_order:
-            to_spec: Callable[[list[str]], tuple[str, ...]] = tuple
-        else:
-            getter = operator.itemgetter(*[drawn_order.index(lbl) for lbl in spec_order])
-            to_spec = getter
-        sizes = [d.size for d in dims]
-        if all(s is not None for s in sizes):
-            size = math.prod(s for s in sizes if s is not None)
-            if size < doc.random.samples:
-                raise c.error(
-                    f"{doc.random.samples} samples per point, but the space holds only {size} "
-                    "distinct combinations: lower samples or widen the space",
-                    ("random", "samples"),
-                )
-        cell_pos = [(lbl, i) for i, lbl in enumerate(c.cell_labels)]
-        random = RandomPlan(
-            samples=doc.random.samples,
-            seed=doc.random.seed,
-            dims=tuple(dims),
-            labels=tuple(spec_order),
-            to_spec=to_spec,
-            at=c.random_at,
-            cell_key=_key_format(cell_pos),
-            attempts=100 * doc.random.samples + 1000,
-        )
-    escapes = {
-        value: json_escape(value)
-        for axis in c.axes
-        for row in axis.rows
-        for value in row
-        if json_escape(value) != value
-    }
-    for dim in c.dims:
-        for value in dim.choices or ():
-            if json_escape(value) != value:
-                escapes[value] = json_escape(value)
+    random = _random_plan(doc, c)
+    escapes = _escapes(c)
     return Plan(
         where=where,
         lines=lines,
@@ -446,3 +422,52 @@ def compile_plan(
         partial=partial,
         rebased=rebased,
     )
+
+
+def _random_plan(doc: SpecFile, c: _Compiler) -> RandomPlan | None:
+    """The random search of the spec, if any: its dimensions in draw order, checked once."""
+    if doc.random is None:
+        return None
+    dims = sorted(c.dims, key=lambda d: d.label)
+    spec_order = [d.label for d in c.dims]
+    drawn_order = [d.label for d in dims]
+    if spec_order == drawn_order:
+        to_spec: Callable[[list[str]], tuple[str, ...]] = tuple
+    else:
+        to_spec = operator.itemgetter(*[drawn_order.index(lbl) for lbl in spec_order])
+    sizes = [d.size for d in dims]
+    if all(s is not None for s in sizes):
+        size = math.prod(s for s in sizes if s is not None)
+        if size < doc.random.samples:
+            raise c.error(
+                f"{doc.random.samples} samples per point, but the space holds only {size} "
+                "distinct combinations: lower samples or widen the space",
+                ("random", "samples"),
+            )
+    cell_pos = [(lbl, i) for i, lbl in enumerate(c.cell_labels)]
+    return RandomPlan(
+        samples=doc.random.samples,
+        seed=doc.random.seed,
+        dims=tuple(dims),
+        labels=tuple(spec_order),
+        to_spec=to_spec,
+        at=c.random_at,
+        cell_key=_key_format(cell_pos),
+        attempts=100 * doc.random.samples + 1000,
+    )
+
+
+def _escapes(c: _Compiler) -> dict[str, str]:
+    """Values that JSON must escape, with their escaped text (most specs have none)."""
+    escapes = {
+        value: json_escape(value)
+        for axis in c.axes
+        for row in axis.rows
+        for value in row
+        if json_escape(value) != value
+    }
+    for dim in c.dims:
+        for value in dim.choices or ():
+            if json_escape(value) != value:
+                escapes[value] = json_escape(value)
+    return escapes
