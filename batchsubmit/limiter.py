@@ -1,17 +1,43 @@
 """An adaptive requests-per-second limiter shared by every request of a run.
 
+The limiter is a paced scheduler, not a token bucket: each request is sent no earlier than one
+interval (``1 / rate``) after the previous one *was sent*, so requests are evenly spaced and the
+only credit saved while idle is the one request that may go at once. Spacing counts from the
+actual send time, so a send that left late never lets the next one go early to catch up; a
+nanosecond of guard per interval keeps float rounding from ever closing a gap. Hence no window
+``[t, t + 1]`` of the clock, open or closed, the first second included, holds more than
+``ceil(rate)`` sends, and a gateway that counts in any of the usual ways (a token bucket of one or
+two, a fixed or a sliding one-second window: G5) admits every request sent at exactly its limit,
+as long as the requests reach it as evenly as they left.
+
 The configured rate is a ceiling, not a promise: nobody knows the service's real limit, so the
-limiter finds it. On a throttled answer the rate drops multiplicatively and every caller pauses for
-the server's ``Retry-After``; on success it climbs back along a cubic curve toward the rate it was
-throttled at, then past it toward the ceiling. This is the AWS SDKs' "adaptive" retry mode
-(CUBIC, beta 0.7, scale 0.4) with one change from TCP: a throttle only cuts the rate once per
-round trip, so the few requests already in flight when the first 429 arrives don't cut it again.
+limiter finds it.
+
+- **Undisclosed limit.** On a throttled answer the rate drops multiplicatively; on success it
+  climbs back along a cubic curve toward the rate it was throttled at, then past it toward the
+  ceiling: the AWS SDKs' "adaptive" retry mode (CUBIC, beta 0.7, scale 0.4). Changes from TCP:
+  a throttle cuts the rate once per round trip (the requests in flight when the first 429 arrives
+  don't cut it again); a 429 for a request sent after a cut, before any sent since was answered,
+  is a gateway window still full, not a rate still too high, so it holds sends back (doubling)
+  instead of cutting again; the rate a cut starts from is what the gateway let through in the
+  last second when that is known; and a throttle near the last one's rate (a limit found) cuts
+  by 0.9, not 0.7, so the sawtooth stays close under it.
+- **Announced limit.** A 429 whose message names the gateway's policy ("limit:40,time:1 second",
+  or "...,time:1 minute": G3) gives the limit itself: the rate becomes exactly that, and the
+  limiter keeps a log of its own recent sends that were not throttled, so no window of the
+  policy's period ever holds more than its limit (after an early burst, sends wait for the
+  window to empty instead of hitting a full one, a whole minute for a per-minute policy). If
+  the gateway still throttles at that rate (our sends reached it less evenly than they left),
+  the spacing grows a step (0.5% up to 8%) and steps back after 1,000 clean sends.
+- **Retry-After** is a floor for every caller; after the pause, sends resume one interval apart.
 
 Time is injected (``clock`` and ``sleep``) so tests step a fake clock and never sleep.
 """
 
 from __future__ import annotations
 
+import contextlib
+import math
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -19,14 +45,32 @@ from time import monotonic
 
 import anyio
 
-from batchsubmit.errors import ThrottledError
+from batchsubmit.errors import _POLICY, _UNIT_SECONDS, ThrottledError
 
-__all__ = ["AdaptiveRateLimiter", "LimiterStats"]
+__all__ = ["AdaptiveRateLimiter", "LimiterStats", "announced_policy"]
 
 BETA = 0.7
+BETA_NEAR = 0.9  # the cut when throttled again near the last rate throttled: a stable limit
 SCALE = 0.4
-ANNOUNCED_MARGIN = 0.95
+SPIN = 0.0015  # s of each wait spent in checkpoints rather than asleep (real clock only)
+GUARD = 1e-9  # s added to every interval, so float rounding never spaces two sends too closely
+# Spacing margins tried in turn when a gateway throttles us at the limit it announced: our sends
+# reach it less evenly than they leave (the intent's fsync and the event loop sit in between).
+# A bucket of one token needs several percent; a window, half a percent at most.
+JITTER_MARGINS = (0.0, 0.005, 0.01, 0.02, 0.04, 0.08)
+_MARGIN_DECAY = 1000  # sends without such a throttle before the margin steps back down
 _MEASURE_SENDS = 20  # the measured send rate spans this many recent sends
+_HISTORY = 4096  # recent admitted sends kept (more when an announced window holds more)
+_MAX_WINDOW = 100_000  # a policy allowing more than this per period is paced by rate alone
+
+
+def announced_policy(error: ThrottledError) -> tuple[float, float] | None:
+    """(requests, period in seconds) of the policy a 429 names, e.g. (40, 1.0); else None."""
+    match = _POLICY.search(error.message)
+    if match is None:
+        return None
+    count, period = float(match["limit"]), float(match["time"]) * _UNIT_SECONDS[match["unit"]]
+    return (count, period) if count > 0 and period > 0 else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,45 +85,60 @@ class LimiterStats:
 
 
 class AdaptiveRateLimiter:
-    """Token bucket whose fill rate adapts to throttling (see the module docstring)."""
+    """Evenly spaced sends whose rate adapts to throttling (see the module docstring)."""
 
     def __init__(
         self,
         ceiling: float,
         *,
-        burst_seconds: float = 1.0,
         min_rate: float = 0.5,
         clock: Callable[[], float] = monotonic,
         sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
+        spin: float | None = None,
     ) -> None:
         if ceiling <= 0:
             raise ValueError(f"rate must be > 0 requests/s, got {ceiling}")
         self.ceiling = float(ceiling)
         self._min_rate = min(min_rate, self.ceiling)
-        self._burst_seconds = burst_seconds
         self._clock = clock
         self._sleep = sleep
-        # FIFO: one waiter sleeps for the next token at a time; no checkpoint when uncontended
+        # The event loop wakes a sleeper up to a millisecond late (epoll's resolution): ~2% of
+        # the interval at 40/s, lost for ever since spacing counts from the actual send. So the
+        # real sleep ends this early and the rest is checkpoints. Off for an injected sleep,
+        # which is a fake clock's: its sleep(0) would never advance time.
+        self._spin = (SPIN if sleep is anyio.sleep else 0.0) if spin is None else spin
+        # FIFO: one waiter sleeps for its turn at a time; no checkpoint when uncontended
         self._lock = anyio.Lock(fast_acquire=True)
         now = clock()
         self._rate = self.ceiling
-        # Start a little short of a full bucket: the gateway's is full too, and a margin of a
-        # few tokens keeps send-time jitter from ever finding it empty.
-        self._tokens = self._capacity * 0.8
-        self._last_refill = now
-        self._pause_until = now
+        self._last_send = -math.inf
+        self._first_send = math.inf
+        self._pause_until = -math.inf
+        self._hold_until = -math.inf  # a full gateway window: wait for it to empty
+        self._holds = 0  # throttles since the last cut before any request sent after it answered
+        # send times awaiting an answer, oldest first: answers mostly come back in order, so a
+        # success is taken to answer the oldest (it only decides when a cut has been answered)
+        self._outstanding: deque[float] = deque(maxlen=_HISTORY)
+        self._cut_answered = True
+        # recent sends that were not throttled, oldest first (the gateway's view of our traffic)
+        self._history: deque[float] = deque(maxlen=_HISTORY)
+        self._policy: tuple[int, float] | None = None  # announced (requests, period)
+        self._margin = 0  # index into JITTER_MARGINS
+        self._clean_sends = 0  # sends since the margin last changed
+        self._adjusted_at = -math.inf  # when the rate or the margin was last changed by a 429
         # CUBIC state
         self._throttled_ever = False
         self._last_max_rate = self.ceiling
         self._last_throttle = now
         self._window = 0.0
-        self._sends: deque[float] = deque(maxlen=_MEASURE_SENDS)  # recent send times
         self.throttles = 0
 
     def __repr__(self) -> str:
+        policy = "none" if self._policy is None else f"{self._policy[0]}/{self._policy[1]:g}s"
         return (
             f"<AdaptiveRateLimiter rate={self._rate:.2f}/s ceiling={self.ceiling:g}/s "
-            f"tokens={self._tokens:.2f} throttles={self.throttles} "
+            f"next_in={max(0.0, self._ready_at() - self._clock()):.3f}s policy={policy} "
+            f"margin={JITTER_MARGINS[self._margin]:.1%} throttles={self.throttles} "
             f"waiting={self._lock.statistics().tasks_waiting}>"
         )
 
@@ -87,10 +146,6 @@ class AdaptiveRateLimiter:
     def rate(self) -> float:
         """The rate currently allowed, in requests per second."""
         return self._rate
-
-    @property
-    def _capacity(self) -> float:
-        return max(1.0, self._rate * self._burst_seconds)
 
     def stats(self) -> LimiterStats:
         return LimiterStats(
@@ -106,78 +161,167 @@ class AdaptiveRateLimiter:
         async with self._lock:
             while True:
                 now = self._clock()
-                if now < self._pause_until:
-                    await self._sleep(self._pause_until - now)
-                    continue
-                self._refill(now)
-                if self._tokens >= 1.0 - 1e-9:  # float dust must not leave us a token short
-                    self._tokens = max(0.0, self._tokens - 1.0)
-                    self._count_send(now)
+                ready = self._ready_at()
+                if now >= ready:
+                    self._last_send = now
+                    self._first_send = min(self._first_send, now)
+                    self._clean_sends += 1
+                    if self._margin and self._clean_sends >= _MARGIN_DECAY:
+                        self._margin -= 1
+                        self._clean_sends = 0
+                    self._history.append(now)
+                    self._outstanding.append(now)
                     return now
-                await self._sleep(max((1.0 - self._tokens) / self._rate, 1e-6))
+                wait = ready - now
+                spin = min(self._spin, 0.125 / self._rate)  # at most an eighth of the interval
+                await self._sleep(wait - spin if wait > spin else 0.0 if spin else wait)
 
     def on_success(self) -> None:
         """An answer that was not a throttle: grow back toward the ceiling."""
+        if self._outstanding and self._outstanding.popleft() >= self._last_throttle:
+            self._cut_answered = True
+            self._holds = 0
         if not self._throttled_ever:
             return
         now = self._clock()
         cubic = SCALE * (now - self._last_throttle - self._window) ** 3 + self._last_max_rate
         cap = 2.0 * max(self._measured(), self._min_rate)
-        self._set_rate(min(cubic, cap), now)
+        self._set_rate(min(cubic, cap))
 
     def on_throttle(
         self, *, sent_at: float, retry_after: float | None = None,
-        announced_limit: float | None = None,
+        announced_limit: float | None = None, announced_period: float = 1.0,
     ) -> None:
-        """A throttled answer to a request sent at ``sent_at``: cut the rate, honour Retry-After.
+        """A throttled answer to a request sent at ``sent_at``: slow down, honour Retry-After.
 
-        ``announced_limit``, when the gateway names its policy, becomes the ceiling (less a
-        margin, so send-time jitter never drains the gateway's bucket): no need to probe past it.
+        ``announced_limit`` (requests/s), when the gateway names its policy, becomes the rate and
+        the ceiling: no need to probe past it; ``announced_period`` is the policy's period (1 s
+        for "limit:40,time:1 second", 60 s for "...,time:1 minute"), the window it counts in.
         """
         now = self._clock()
-        if announced_limit and announced_limit * ANNOUNCED_MARGIN < self.ceiling:
-            self.ceiling = announced_limit * ANNOUNCED_MARGIN
-            self._min_rate = min(self._min_rate, self.ceiling)
+        self.throttles += 1
+        self._forget(sent_at)
         if retry_after:
             self._pause_until = max(self._pause_until, now + retry_after)
-        self._refill(now)
-        self._tokens = 0.0  # the gateway's bucket is empty: no burst into it
-        # ...nor once the pause ends: tokens accrue from then on, not while everyone waits
-        self._last_refill = max(now, self._pause_until)
-        self.throttles += 1
+        if announced_limit and self._announced(announced_limit, announced_period, sent_at, now):
+            return
         if self._throttled_ever and sent_at < self._last_throttle:
             return  # sent before the last cut: that cut already accounted for it
+        if self._throttled_ever and not self._cut_answered:
+            # Sent after the cut, and nothing sent after it has been answered yet: the gateway's
+            # window is still full. Wait for it to empty (doubling), don't cut the rate again.
+            self._holds += 1
+            self._hold_until = now + min(1.0, 2.0 ** min(self._holds - 1, 30) / self._rate)
+            return
         measured = self._measured()
         base = min(measured, self._rate) if measured > 0 else self._rate
+        admitted = self._admitted_last_second(now)
+        # What the gateway let through in the last second is its limit, if we sent above it that
+        # long, and before the first cut we did (fewer than ten sends are too coarse a count).
+        full_second = self._first_send <= now - 1.0 or not self._throttled_ever
+        if full_second and admitted >= _MEASURE_SENDS // 2:
+            base = min(base, admitted)
+        beta = BETA_NEAR if self._throttled_ever and base >= 0.9 * self._last_max_rate else BETA
         self._throttled_ever = True
+        self._cut_answered = False
         self._last_max_rate = base
-        self._window = ((base * (1 - BETA)) / SCALE) ** (1 / 3)
+        self._window = ((base * (1 - beta)) / SCALE) ** (1 / 3)
         self._last_throttle = now
-        self._set_rate(base * BETA, now)
+        self._holds = 0
+        self._set_rate(base * beta)
 
     def on_throttled(self, error: ThrottledError, *, sent_at: float) -> None:
         """:meth:`on_throttle` with what a ThrottledError carries."""
+        policy = announced_policy(error)
         self.on_throttle(
-            sent_at=sent_at, retry_after=error.retry_after, announced_limit=error.announced_limit
+            sent_at=sent_at, retry_after=error.retry_after,
+            announced_limit=None if policy is None else policy[0] / policy[1],
+            announced_period=1.0 if policy is None else policy[1],
         )
 
-    def _set_rate(self, rate: float, now: float) -> None:
-        self._refill(now)
+    # -- internals --------------------------------------------------------------------------
+
+    def _ready_at(self) -> float:
+        """The earliest time the next request may be sent."""
+        ready = max(
+            self._last_send + (1.0 / self._rate) * (1.0 + JITTER_MARGINS[self._margin]) + GUARD,
+            self._pause_until,
+            self._hold_until,
+        )
+        if self._policy is not None:
+            count, period = self._policy
+            if len(self._history) >= count:
+                # the count-th most recent send must have left the period's window [t - P, t)
+                ready = max(ready, self._history[-count] + period + GUARD)
+        return ready
+
+    def _announced(self, limit: float, period: float, sent_at: float, now: float) -> bool:
+        """Apply an announced policy; False if the throttle is to be taken as an unknown one."""
+        below = self._rate < limit * (1 - 1e-9)  # sent under the policy's rate, still throttled
+        if self._policy is None or limit < self.ceiling:
+            # Learnt (or lowered): pace at exactly the limit, and count its window.
+            self.ceiling = min(self.ceiling, limit)
+            self._min_rate = min(self._min_rate, self.ceiling)
+            count = math.floor(limit * period + 1e-9)
+            if 1 <= count <= _MAX_WINDOW:
+                self._policy = (count, period)
+                if count > (self._history.maxlen or 0):
+                    self._history = deque(self._history, maxlen=count)
+            self._adjusted_at = now
+            if below:
+                return False  # another client shares the policy: find our share of it
+            if self._rate <= limit * (1 + 1e-9):
+                self._widen()  # throttled at exactly the limit: our sends arrive unevenly
+            self._rate = self.ceiling
+            self._throttled_ever = False  # nothing to climb back to
+            return True
+        if sent_at < self._adjusted_at:
+            return True  # in flight when we adjusted: says nothing about the new pacing
+        if below:
+            return False  # throttled under the policy (another client shares it): cut
+        self._widen()  # throttled at the announced rate: our sends reach it less evenly than sent
+        self._adjusted_at = now
+        return True
+
+    def _widen(self) -> None:
+        self._margin = min(self._margin + 1, len(JITTER_MARGINS) - 1)
+        self._clean_sends = 0
+
+    def _admitted_last_second(self, now: float) -> float:
+        """Sends in the last second that were not throttled: what the gateway let through."""
+        count = 0
+        for sent in reversed(self._history):
+            if sent <= now - 1.0:
+                break
+            count += 1
+        return float(count)
+
+    def _forget(self, sent_at: float) -> None:
+        """A throttled send is answered, and did not count against the gateway's limit."""
+        with contextlib.suppress(ValueError):
+            self._outstanding.remove(sent_at)
+        history = self._history
+        for i in range(len(history) - 1, -1, -1):
+            if history[i] == sent_at:
+                del history[i]
+                return
+            if history[i] < sent_at:
+                return
+
+    def _set_rate(self, rate: float) -> None:
         self._rate = max(self._min_rate, min(self.ceiling, rate))
-        self._tokens = min(self._tokens, self._capacity)
-
-    def _refill(self, now: float) -> None:
-        elapsed = now - self._last_refill
-        if elapsed > 0:
-            self._tokens = min(self._capacity, self._tokens + elapsed * self._rate)
-            self._last_refill = now
-
-    def _count_send(self, now: float) -> None:
-        self._sends.append(now)
 
     def _measured(self) -> float:
-        """Requests/s over the last few sends: what we really sent, whatever the rate allowed."""
-        if len(self._sends) < 2:
+        """Requests/s over the last few sends: what we really sent, whatever the rate allowed.
+
+        About the last second's sends: over a longer span a climb since looks like a slow rate.
+        A gap counts as at most two intervals, so one idle spell (the first request sent alone
+        and awaited before the others) doesn't pass for a slow rate either.
+        """
+        history = self._history
+        n = min(len(history), _MEASURE_SENDS, max(3, math.ceil(self._rate)))
+        if n < 2:
             return 0.0
-        span = self._sends[-1] - self._sends[0]
-        return (len(self._sends) - 1) / span if span > 0 else float("inf")
+        longest = 2.0 / self._rate
+        span = sum(min(history[i] - history[i - 1], longest) for i in range(1 - n, 0))
+        return (n - 1) / span if span > 0 else float("inf")
