@@ -31,6 +31,7 @@ from typing import Any
 
 import anyio
 
+from batchsubmit import bounds
 from batchsubmit import ledger as records
 from batchsubmit.auth import ENV_PROJECT_ID, Credentials, NoCredentials, credentials_from_env
 from batchsubmit.client import ModelArtsClient
@@ -51,7 +52,6 @@ from batchsubmit.sweep import (
     rebase,
 )
 from batchsubmit.sweep.expand import MAX_POINTS
-from batchsubmit.sweep.schema import MAX_CONCURRENCY
 from batchsubmit.target import PointListing, Target
 from batchsubmit.v1 import V1Target
 
@@ -74,7 +74,6 @@ log = get_logger("batchsubmit.run")
 DEFAULT_RATE = 5.0
 DEFAULT_CONCURRENCY = 8
 DEFAULT_MAX_ATTEMPTS = 6
-MIN_RATE = 0.01  # one request every 100 s; below that a run never ends in practice
 ProgressCallback = Callable[[EngineStats], None]
 
 
@@ -191,30 +190,33 @@ def resolve(spec: SweepSpec, options: RunRequest, env: Mapping[str, str]) -> Set
     """Flags override the spec's ``target``/``submit``; the spec overrides the defaults."""
     endpoint = options.endpoint or spec.target.endpoint
     project_id = project_id_for(spec, options.project_id, env)
-    job_ids = (options.job_id,) if options.job_id else tuple(spec.target.job_ids)
+    if options.job_id is not None:
+        bounds.JOB_ID.check(options.job_id)
+    job_ids = (options.job_id,) if options.job_id is not None else tuple(spec.target.job_ids)
     if not job_ids:
         raise UsageError(
             "no training job: set target.job_id (or target.job_ids) in the spec, "
             "or pass --job-id"
         )
-    rate = options.rate or spec.submit.rate or DEFAULT_RATE
-    concurrency = options.concurrency or spec.submit.concurrency or DEFAULT_CONCURRENCY
-    attempts = options.max_attempts or spec.submit.max_attempts or DEFAULT_MAX_ATTEMPTS
-    for name, value, least in (("--rate", rate, MIN_RATE), ("--concurrency", concurrency, 1),
-                               ("--max-attempts", attempts, 1),
-                               ("--timeout", options.timeout, 0.001)):
-        if value < least:
-            raise UsageError(f"{name} must be at least {least}, got {value}")
-    if concurrency > MAX_CONCURRENCY:
-        raise UsageError(
-            f"--concurrency must be at most {MAX_CONCURRENCY:,}, got {concurrency:,}: the engine "
-            "keeps a few points open per request slot, and no job takes that many at once"
-        )
+    rate = _first(options.rate, spec.submit.rate, DEFAULT_RATE)
+    concurrency = int(_first(options.concurrency, spec.submit.concurrency, DEFAULT_CONCURRENCY))
+    attempts = int(_first(options.max_attempts, spec.submit.max_attempts, DEFAULT_MAX_ATTEMPTS))
+    for bound, value in (
+        (bounds.RATE, rate), (bounds.CONCURRENCY, concurrency), (bounds.MAX_ATTEMPTS, attempts),
+        (bounds.TIMEOUT, options.timeout), (bounds.CONNECT_TIMEOUT, options.connect_timeout),
+        (bounds.SETTLE, options.settle), (bounds.GRACE, options.grace),
+    ):
+        bound.check(value)
     return Settings(
         endpoint=endpoint, project_id=project_id, job_id=job_ids[0], job_ids=job_ids,
         rate=rate, concurrency=concurrency, max_attempts=attempts, timeout=options.timeout,
         retry_failed=options.retry_failed, settle=options.settle,
     )
+
+
+def _first(*values: float | None) -> float:
+    """The first value given (a flag, else the spec's, else the default): 0 is a value too."""
+    return next(v for v in values if v is not None)
 
 
 def default_ledger(spec: SweepSpec) -> Path:

@@ -509,7 +509,7 @@ def test_watch_refuses_a_non_positive_interval(
     path = tmp_path / "s.jsonl"
     path.write_bytes(encode(started()) + encode(ok("a", 21)))
     assert main(["watch", str(path), "--interval", "0"]) == 2
-    assert "--interval must be positive" in capsys.readouterr().err
+    assert "argument --interval: must be at least 0.01, got 0" in capsys.readouterr().err
 
 
 def test_an_ended_embedded_emulator_cannot_be_watched(

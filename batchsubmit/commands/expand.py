@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from batchsubmit import bounds
 from batchsubmit.errors import SpecError, UsageError
 
 if TYPE_CHECKING:  # the sweep package (pydantic, PyYAML) is imported when the command runs
@@ -51,20 +52,6 @@ examples:
 DEFAULT_ROWS = 50
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be greater than 0, got {text}")
-    return value
-
-
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the ``expand`` subcommand."""
     parser = subparsers.add_parser(
@@ -85,18 +72,19 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     mode.add_argument(
         "--json",
         action="store_true",
-        help="print one full request body per line (JSON Lines) instead of the table",
+        help="print one full request body per line (JSON Lines) instead of the table, the "
+        'point\'s "index" and "key" added in front (jq -c \'del(.index, .key)\' leaves the body)',
     )
     parser.add_argument(
         "--limit",
-        type=_positive_int,
+        type=bounds.LIMIT.parser(),
         metavar="N",
         help=f"show at most N points (default: all with --json, {DEFAULT_ROWS} in the table); "
         "every point is still checked",
     )
     parser.add_argument(
         "--job-id",
-        type=_positive_int,
+        type=bounds.JOB_ID.parser(),
         metavar="N",
         help="show the sweep of job N ({job_id} renders N; default: target.job_id, the first "
         "of target.job_ids, or the job_id of --from-file)",
@@ -123,7 +111,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     parser.add_argument(
         "--rate",
-        type=_positive_float,
+        type=bounds.RATE.parser(),
         metavar="R",
         help="requests per second for the expected submission time (default: submit.rate of "
         "the spec)",
@@ -252,7 +240,8 @@ def run(args: argparse.Namespace) -> int:
     """Load, check and print; SpecError propagates to the CLI, which exits 2."""
     from batchsubmit.sweep import count_points, load_spec, preflight
 
-    spec, jobs, notes = prepare(load_spec(args.spec), args)
+    loaded = load_spec(args.spec)
+    spec, jobs, notes = prepare(loaded, args)
     if args.count:
         _notes(notes, to_stderr=True)
         print(count_points(spec) * jobs)
@@ -261,7 +250,9 @@ def run(args: argparse.Namespace) -> int:
     try:
         if args.json:
             _notes(notes, to_stderr=True)
-            _print_json(spec, args.limit)
+            # the key as a run's ledger has it: "<job>:<key>" when the spec has several jobs
+            many = len(loaded.target.job_ids) > 1 and spec.target.job_id is not None
+            _print_json(spec, args.limit, f"{spec.target.job_id}:" if many else "")
         else:
             rate = args.rate or spec.submit.rate
             _print_table(spec, total, args.limit or DEFAULT_ROWS, rate, jobs, notes)
@@ -275,12 +266,13 @@ def _notes(notes: list[str], *, to_stderr: bool) -> None:
         print(f"note: {note}", file=sys.stderr if to_stderr else sys.stdout)
 
 
-def _print_json(spec: SweepSpec, limit: int | None) -> None:
+def _print_json(spec: SweepSpec, limit: int | None, prefix: str = "") -> None:
     from batchsubmit.sweep import iter_points
 
     write = sys.stdout.write
     for point in itertools.islice(iter_points(spec, validate=False), limit):
-        write(json.dumps(point.body, ensure_ascii=False, separators=(",", ":")) + "\n")
+        line = {"index": point.index, "key": prefix + point.key, **point.body}  # body unchanged
+        write(json.dumps(line, ensure_ascii=False, separators=(",", ":")) + "\n")
     sys.stdout.flush()
 
 

@@ -17,6 +17,7 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from batchsubmit import bounds
 from batchsubmit.commands import ExitCode
 
 if TYPE_CHECKING:  # imported when the command runs: registering the parser stays light
@@ -62,25 +63,27 @@ def register(subparsers: Any) -> None:
     target.add_argument("--endpoint", metavar="URL|emulator",
                         help="https://modelarts.<region>.myhuaweicloud.com, or `emulator`")
     target.add_argument("--project-id", metavar="ID", help="the project id")
-    target.add_argument("--job-id", metavar="N", type=int, help="the training job to version")
+    target.add_argument("--job-id", metavar="N", type=bounds.JOB_ID.parser(),
+                        help="the training job to version")
     sub = parser.add_argument_group("submission (override the spec's `submit`)")
-    sub.add_argument("--rate", metavar="R", type=float,
+    sub.add_argument("--rate", metavar="R", type=bounds.RATE.parser(),
                      help="ceiling in requests/s; lowered automatically on throttling (default 5)")
-    sub.add_argument("--concurrency", metavar="N", type=int,
+    sub.add_argument("--concurrency", metavar="N", type=bounds.CONCURRENCY.parser(),
                      help="requests in flight at once (default 8, at most 1000)")
-    sub.add_argument("--max-attempts", metavar="N", type=int,
+    sub.add_argument("--max-attempts", metavar="N", type=bounds.MAX_ATTEMPTS.parser(),
                      help="attempts per point in this run (default 6)")
-    sub.add_argument("--timeout", metavar="SECONDS", type=float, default=30.0,
+    sub.add_argument("--timeout", metavar="SECONDS", type=bounds.TIMEOUT.parser(), default=30.0,
                      help="read timeout per request; past it the outcome is unknown and the "
                           "point is reconciled before any retry (default 30)")
-    sub.add_argument("--settle", metavar="SECONDS", type=float, default=2.0,
+    sub.add_argument("--settle", metavar="SECONDS", type=bounds.SETTLE.parser(), default=2.0,
                      help="how long the version list may lag creation (default 2)")
     sub.add_argument("--retry-failed", action="store_true",
                      help="re-send points that failed in an earlier run")
     sub.add_argument("--watch", action="store_true",
                      help="after submitting, follow the created versions until each one ends "
                           "(as `batchsubmit watch`); the exit code then says how they ended")
-    sub.add_argument("--watch-interval", metavar="SECONDS", type=float, default=10.0,
+    sub.add_argument("--watch-interval", metavar="SECONDS", type=bounds.INTERVAL.parser(),
+                     default=10.0,
                      help="with --watch: seconds between listings (default 10)")
     out = parser.add_argument_group("output")
     out.add_argument("--ledger", metavar="PATH", type=Path,

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from batchsubmit import bounds
 from batchsubmit.commands import ExitCode
 from batchsubmit.errors import UsageError
 
@@ -64,7 +65,7 @@ def register(subparsers: Any) -> None:
     )  # fmt: skip
     parser.add_argument("ledger", metavar="LEDGER", type=Path, help="the ledger a run wrote")
     parser.add_argument(
-        "--interval", metavar="S", type=float, default=DEFAULT_INTERVAL,
+        "--interval", metavar="S", type=bounds.INTERVAL.parser(), default=DEFAULT_INTERVAL,
         help=f"seconds between two rounds of listings (default {DEFAULT_INTERVAL:g})",
     )  # fmt: skip
     parser.add_argument(
@@ -72,7 +73,7 @@ def register(subparsers: Any) -> None:
         help="list from this endpoint instead of the one the run used (e.g. a restarted emulator)",
     )  # fmt: skip
     parser.add_argument(
-        "--rate", metavar="R", type=float,
+        "--rate", metavar="R", type=bounds.RATE.parser(),
         help="ceiling in requests/s (default: the run's rate, else 5); lowered on throttling",
     )  # fmt: skip
     parser.add_argument(
@@ -132,9 +133,6 @@ def _plan(args: argparse.Namespace, env: Mapping[str, str]) -> _Plan:
             f"{path}: no such ledger; `batchsubmit run` writes one (--ledger PATH, by default "
             "<sweep name>.ledger.jsonl in the directory it ran in)"
         )
-    for flag, value in (("--rate", args.rate), ("--interval", args.interval)):
-        if value is not None and value <= 0:
-            raise UsageError(f"{flag} must be positive, got {value}")
     state = read_ledger(path)
     if not state.runs:
         raise UsageError(f"{path}: no run recorded in this ledger: nothing to watch")

@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from batchsubmit.bounds import CONCURRENCY, MAX_ATTEMPTS, RATE
 from batchsubmit.errors import SpecError
 from batchsubmit.models import brief
 from batchsubmit.sweep.lines import KeyPath, LineMap, dotted
@@ -33,7 +34,7 @@ __all__ = [
 ]
 
 _STRICT = ConfigDict(extra="forbid", strict=True, frozen=True)
-MAX_CONCURRENCY = 1000  # requests in flight: the service throttles long before
+MAX_CONCURRENCY = int(CONCURRENCY.high)  # requests in flight: the service throttles long before
 _LOOPBACK = re.compile(r"^http://(?:127\.0\.0\.1|localhost|\[::1\])(?::\d+)?(?:/.*)?$")
 
 Label = Annotated[str, Field(min_length=1, max_length=128)]
@@ -122,9 +123,12 @@ class Submit(BaseModel):
 
     model_config = _STRICT
 
-    rate: Annotated[float, Field(gt=0)] | None = None
-    concurrency: Annotated[int, Field(ge=1, le=MAX_CONCURRENCY)] | None = None
-    max_attempts: Annotated[int, Field(ge=1)] | None = None
+    # The bounds of the flags that override them (batchsubmit.bounds: one table for both).
+    rate: Annotated[
+        float, Field(ge=RATE.low, le=RATE.high, allow_inf_nan=False)
+    ] | None = None
+    concurrency: Annotated[int, Field(ge=CONCURRENCY.low, le=CONCURRENCY.high)] | None = None
+    max_attempts: Annotated[int, Field(ge=MAX_ATTEMPTS.low, le=MAX_ATTEMPTS.high)] | None = None
 
 
 class Base(BaseModel):
