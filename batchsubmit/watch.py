@@ -35,6 +35,7 @@ from batchsubmit.ledger import LedgerState, LedgerWriter, StatusEntry, read_ledg
 from batchsubmit.limiter import AdaptiveRateLimiter
 from batchsubmit.models import JobStatus, VersionList
 from batchsubmit.paging import MAX_PER_PAGE, walk_versions
+from batchsubmit.points import parameter_pairs
 
 __all__ = [
     "Board",
@@ -90,6 +91,8 @@ class Tracked:
     missed: int = 0  # rounds in a row its job's listing did not show it
     first_miss: float | None = None  # when the first of those rounds was (the board's clock)
     gone: bool = False  # given up on: not listed for long enough
+    index: int | None = None  # the point's, from its succeeded record (None: not known)
+    parameter: tuple[tuple[str, str], ...] = ()  # the point's (label, value) pairs, in order
 
     def label(self) -> str:
         """The status name, or NOT_LISTED (given up), or UNSEEN (not listed yet)."""
@@ -142,13 +145,15 @@ class Board:
     def from_state(cls, state: LedgerState, **kwargs: Any) -> Board:
         """Every succeeded point's version, starting from the status the ledger last recorded."""
         tracked = []
+        pairs: dict[tuple[str, str], tuple[str, str]] = {}  # one tuple per distinct pair
         for key in sorted(state.succeeded_keys()):
-            version_id = state.outcomes[key]["version_id"]
+            outcome = state.outcomes[key]
             entry = state.training_status(key)
-            if entry is None:
-                tracked.append(Tracked(key, version_id))
-            else:
-                tracked.append(Tracked(key, version_id, entry.status, entry.duration_ms))
+            point = Tracked(key, outcome["version_id"], index=outcome.get("index"),
+                            parameter=parameter_pairs(outcome.get("parameter"), pairs))
+            if entry is not None:
+                point.status, point.duration_ms = entry.status, entry.duration_ms
+            tracked.append(point)
         return cls(tracked, **kwargs)
 
     def __len__(self) -> int:
@@ -212,7 +217,8 @@ class Board:
                         records.status(
                             key=tracked.key, version_id=version_id, status=observed.status,
                             status_name=status_name(observed.status),
-                            duration_ms=observed.duration_ms, ts=ts,
+                            duration_ms=observed.duration_ms, index=tracked.index,
+                            parameter=tracked.parameter, ts=ts,
                         )
                     )  # fmt: skip
         every_job = all(job in listings for job in job_ids)

@@ -41,11 +41,14 @@ def test_expand_limit_and_rate(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_expand_json_prints_one_body_per_line(capsys: pytest.CaptureFixture[str]) -> None:
-    """--json prints every full request body as one JSON object per line."""
+    """--json prints every full request body as one JSON object per line (after the point's
+    index and key)."""
     assert main(["expand", QUICKSTART, "--json"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    bodies = [p.body for p in iter_points(load_spec(QUICKSTART))]
-    assert [json.loads(line) for line in lines] == bodies
+    points = list(iter_points(load_spec(QUICKSTART)))
+    assert [json.loads(line) for line in lines] == [
+        {"index": p.index, "key": p.key, **p.body} for p in points
+    ]
 
 
 def test_expand_json_limit(capsys: pytest.CaptureFixture[str]) -> None:

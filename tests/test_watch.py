@@ -153,6 +153,7 @@ def test_a_record_is_appended_only_when_a_status_changes() -> None:
     assert ledger.check_record(changed[0]) and list(changed[0]) == [
         "event",
         *ledger.RECORD_FIELDS["status"],
+        *ledger.RECORD_EXTRAS["status"],
         "ts",
     ]
     assert board.tracked[2].duration_ms == 1500  # durations follow without a record

@@ -30,6 +30,7 @@ RECORD_FIELDS: Final[Mapping[str, tuple[str, ...]]] = {
 #: them, since older ledgers lack them.
 RECORD_EXTRAS: Final[Mapping[str, tuple[str, ...]]] = {
     "failed": ("parameter",),  # the point's parameters, as succeeded records carry them
+    "status": ("index", "parameter"),  # the point's index and parameters (null, [] if unknown)
 }
 
 _TYPES: Final[Mapping[str, tuple[type, ...]]] = {
@@ -146,12 +147,15 @@ def status(
     status: int,
     status_name: str,
     duration_ms: float | None,
+    index: int | None = None,
+    parameter: Sequence[tuple[str, str]] = (),
     ts: str | None = None,
 ) -> dict[str, Any]:
     """The training status of a point's version changed (``batchsubmit watch`` saw it)."""
     return _record(
         "status", ts, key=key, version_id=version_id, status=status, status_name=status_name,
-        duration_ms=duration_ms,
+        duration_ms=duration_ms, index=index,
+        parameter=[{"label": label, "value": value} for label, value in parameter],
     )  # fmt: skip
 
 
