@@ -342,8 +342,9 @@ class NoCredentials(Credentials):
 
 _NO_CREDENTIALS = (
     f"no credentials: either set {ENV_AK} and {ENV_SK} (AK/SK request signing, recommended), "
-    f"or set {ENV_TOKEN} (an IAM token, valid 24 hours), "
-    "or pass an access key and secret key (or a token) explicitly"
+    f"or set {ENV_TOKEN} (an IAM token, valid 24 hours); from Python, pass credentials= "
+    "(bs.AkSkCredentials or bs.TokenCredentials). To try it without a cloud account, use "
+    "--endpoint emulator, or a `batchsubmit emulator` on 127.0.0.1 (no credentials needed)"
 )
 
 

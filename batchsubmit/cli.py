@@ -17,7 +17,7 @@ from typing import NoReturn
 
 from batchsubmit import __version__
 from batchsubmit.commands import ExitCode
-from batchsubmit.errors import BatchSubmitError
+from batchsubmit.errors import BatchSubmitError, TransportError
 
 COMMANDS = ("expand", "run", "status", "watch", "report", "emulator")
 
@@ -30,7 +30,8 @@ every outcome in an append-only ledger that a re-run resumes from; `status`, `wa
 read that ledger (counts, trainings followed to the end, an HTML page); `emulator` serves a local
 ModelArts v1 API to try it all against.
 
-exit codes: 0 all succeeded, 1 some points failed, 2 spec/usage/credential error, 130 interrupted
+exit codes: 0 all succeeded, 1 some points failed, 2 spec/usage/credential error, 3 the service
+could not be reached (nothing was sent), 130 interrupted
 """
 
 
@@ -80,8 +81,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args))
     except BatchSubmitError as exc:
-        print(f"batchsubmit: error: {exc}", file=sys.stderr)
-        return ExitCode.USAGE
+        return _refused(exc)
     except BaseExceptionGroup as group:  # a task group's failure: report the first of ours
         ours = group.subgroup(lambda e: isinstance(e, BatchSubmitError))
         if ours is None:
@@ -89,7 +89,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         first: BaseException = ours
         while isinstance(first, BaseExceptionGroup):
             first = first.exceptions[0]
-        print(f"batchsubmit: error: {first}", file=sys.stderr)
-        return ExitCode.USAGE
+        assert isinstance(first, BatchSubmitError)
+        return _refused(first)
     except KeyboardInterrupt:
         return ExitCode.INTERRUPTED
+
+
+def _refused(error: BatchSubmitError) -> ExitCode:
+    """Print a command's error; the exit code: 3 when the service could not be reached (no
+    usable answer, nothing was sent), 2 for every other refusal before sending."""
+    print(f"batchsubmit: error: {error}", file=sys.stderr)
+    return ExitCode.UNREACHABLE if isinstance(error, TransportError) else ExitCode.USAGE

@@ -92,7 +92,11 @@ def classify_error(
     """Turn a failed answer (any status with a failure body) into the matching error class."""
     body = ErrorBody.model_validate(payload) if isinstance(payload, dict) else ErrorBody()
     code = body.error_code
-    message = body.error_message or f"HTTP {status} without an error message"
+    message = body.error_message or (
+        "no error message: is the endpoint a ModelArts API (https://modelarts.<region>."
+        "myhuaweicloud.com, or a `batchsubmit emulator`)?" if status == 404 and code is None
+        else f"HTTP {status} without an error message"
+    )
     request_id = headers.get("X-Request-Id") or body.request_id
     if status == 429 or code in _THROTTLE_CODES:
         return ThrottledError(
@@ -315,8 +319,9 @@ class ModelArtsClient:
             raise self._unknown(method, path, exc, sent=True) from exc
         except _NOT_SENT as exc:
             raise NotSentError(
-                f"{method} {path}: could not connect ({type(exc).__name__}: {exc}); "
-                "nothing was sent"
+                f"could not reach {self._base} ({type(exc).__name__}: {exc}) for {method} "
+                f"{path}: nothing was sent; check the endpoint (--endpoint, target.endpoint) "
+                "and that the service, or the `batchsubmit emulator`, is listening there"
             ) from exc
         except (aiohttp.ClientError, TimeoutError) as exc:  # the rest: after it may have left
             raise self._unknown(method, path, exc, sent=sent) from exc

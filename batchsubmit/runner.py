@@ -21,6 +21,7 @@ and ``api.py`` do those).
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
@@ -28,6 +29,7 @@ from functools import partial
 from pathlib import Path
 from time import monotonic
 from typing import Any
+from urllib.parse import urlsplit
 
 import anyio
 
@@ -270,6 +272,17 @@ def _pending_age(state: LedgerState, now: datetime) -> float | None:
     return max(0.0, (now - written).total_seconds())
 
 
+def _loopback(endpoint: str) -> bool:
+    """An endpoint on this machine (127.0.0.0/8, ::1, localhost): a local emulator, say."""
+    host = urlsplit(endpoint.strip()).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 @contextlib.asynccontextmanager
 async def _endpoint(
     plan: RunPlan, env: Mapping[str, str], credentials: Credentials | None
@@ -278,8 +291,10 @@ async def _endpoint(
     the credentials given, else those of the environment."""
     settings = plan.settings
     if settings.endpoint != "emulator":
-        if credentials is None:
-            credentials = credentials_from_env(env, project_id=settings.project_id)
+        if credentials is None:  # a local emulator (loopback) may be open: none needed then
+            credentials = credentials_from_env(
+                env, project_id=settings.project_id, required=not _loopback(settings.endpoint)
+            )
         yield settings.endpoint, credentials
         return
     from batchsubmit.emulator import EmulatorConfig, run_emulator
@@ -367,7 +382,7 @@ async def open_run(
     state = read_ledger(plan.ledger, slim=True)
     async with contextlib.AsyncExitStack() as stack:
         ledger = await stack.enter_async_context(
-            LedgerWriter(plan.ledger, expected_sweep=plan.spec.name)
+            LedgerWriter(plan.ledger, expected_sweep=plan.spec.name, keep_empty=False)
         )
         url, creds = await stack.enter_async_context(_endpoint(plan, env, credentials))
         limiter = AdaptiveRateLimiter(settings.rate)  # one rate for every request of the run

@@ -499,11 +499,13 @@ def test_half_an_aksk_pair_names_the_missing_variable(
 
 
 def test_nothing_at_all_explains_the_options() -> None:
-    """With no credentials and required=True the UsageError names AK/SK, token, and arguments."""
+    """With no credentials and required=True the UsageError names AK/SK, token, the Python
+    argument and the ways to try without an account."""
     with pytest.raises(UsageError) as caught:
         credentials_from_env({"HUAWEICLOUD_SDK_PROJECT_ID": PROJECT})
     message = str(caught.value)
-    for option in ("HUAWEICLOUD_SDK_AK", "HUAWEICLOUD_SDK_SK", "MODELARTS_TOKEN", "explicitly"):
+    for option in ("HUAWEICLOUD_SDK_AK", "HUAWEICLOUD_SDK_SK", "MODELARTS_TOKEN", "credentials=",
+                   "--endpoint emulator"):
         assert option in message
 
 

@@ -267,3 +267,49 @@ async def test_ctrl_c_finishes_requests_in_flight_and_exits_130(tmp_path: Path) 
     assert len(state.outcomes) == creates < 100
     last = state.spans[-1].finished
     assert last is not None and last["interrupted"] is True
+
+
+async def test_a_refused_credential_leaves_no_ledger_and_no_empty_summary(tmp_path: Path) -> None:
+    """Refused at the first request: the refusal and its hint only (no "sweep ?" table), and
+    no 0-byte ledger left behind."""
+    spec = write_spec(tmp_path / "s.json", a=2, b=2)
+    ledger = tmp_path / "s.ledger.jsonl"
+    config = EmulatorConfig(project_id=PROJECT, auth="token", tokens=(SecretStr("right"),))
+    env = {"MODELARTS_TOKEN": "wrong", "HUAWEICLOUD_SDK_AK": "", "HUAWEICLOUD_SDK_SK": ""}
+    async with run_emulator(config) as emu:
+        proc = cli("run", str(spec), "--endpoint", emu.url, "--ledger", str(ledger), env=env)
+        _out, err = await anyio.to_thread.run_sync(proc.communicate)
+    text = err.decode()
+    assert proc.returncode == 2
+    assert "run stopped" in text and "MODELARTS_TOKEN" in text
+    assert "sweep ?" not in text and "No run is recorded" not in text
+    assert not ledger.exists()
+
+
+async def test_nothing_listening_names_the_url_and_exits_3(tmp_path: Path) -> None:
+    """An endpoint where nothing listens: exit 3 (could not reach the service), the message
+    names the URL and what to check; nothing written."""
+    spec = write_spec(tmp_path / "s.json", a=2, b=2)
+    ledger = tmp_path / "s.ledger.jsonl"
+    env = {"MODELARTS_TOKEN": "", "HUAWEICLOUD_SDK_AK": "", "HUAWEICLOUD_SDK_SK": ""}
+    proc = cli("run", str(spec), "--endpoint", "http://127.0.0.1:9", "--ledger", str(ledger),
+               "--max-attempts", "1", env=env)
+    _out, err = await anyio.to_thread.run_sync(proc.communicate)
+    text = err.decode()
+    assert proc.returncode == 3, text
+    assert "could not reach http://127.0.0.1:9" in text and "check the endpoint" in text
+    assert not ledger.exists()
+
+
+async def test_a_local_open_emulator_needs_no_credentials(tmp_path: Path) -> None:
+    """`run --endpoint http://127.0.0.1:PORT` against an open `batchsubmit emulator` works with
+    no credentials in the environment (a loopback endpoint may be open)."""
+    spec = write_spec(tmp_path / "s.json", a=2, b=2)
+    ledger = tmp_path / "s.ledger.jsonl"
+    env = {"MODELARTS_TOKEN": "", "HUAWEICLOUD_SDK_AK": "", "HUAWEICLOUD_SDK_SK": ""}
+    async with run_emulator(EmulatorConfig(project_id=PROJECT)) as emu:
+        proc = cli("run", str(spec), "--endpoint", emu.url, "--ledger", str(ledger), "--quiet",
+                   env=env)
+        _out, err = await anyio.to_thread.run_sync(proc.communicate)
+        assert proc.returncode == 0, err.decode()
+        assert len(created(emu)) == 4

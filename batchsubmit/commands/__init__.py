@@ -16,4 +16,5 @@ class ExitCode(enum.IntEnum):
     OK = 0  # every point succeeded (every training completed, for watch)
     FAILED = 1  # some points failed or were left pending (or trainings ended otherwise)
     USAGE = 2  # spec, usage or credential error: nothing was sent
+    UNREACHABLE = 3  # no usable answer from the service before anything was sent
     INTERRUPTED = 130  # Ctrl-C / SIGTERM: run the same command again to resume

@@ -49,7 +49,8 @@ examples:
   batchsubmit status quickstart.ledger.jsonl              # what a ledger says
 
 exit codes: 0 every point succeeded, 1 some failed (or were left pending), 2 spec, usage or
-credential error (nothing sent), 130 interrupted (re-run to resume)
+credential error (nothing sent), 3 the service could not be reached (nothing sent), 130
+interrupted (re-run to resume)
 """
 
 

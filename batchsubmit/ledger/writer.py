@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import json
@@ -47,6 +48,8 @@ class LedgerWriter:
     if it belongs to another sweep. After any OSError the writer is broken for good: every
     waiter of that batch and every later ``write`` raise LedgerError.
     ``sync`` makes each batch durable (``os.fsync``); tests wrap it to hold a batch in flight.
+    ``keep_empty=False`` removes the file again at close if this writer created it and wrote
+    nothing (a run refused before its first record leaves no 0-byte ledger behind).
     """
 
     def __init__(
@@ -55,9 +58,11 @@ class LedgerWriter:
         *,
         expected_sweep: str | None = None,
         sync: Callable[[int], None] = os.fsync,
+        keep_empty: bool = True,
     ) -> None:
         self.path = os.fspath(path)
         self.expected_sweep = expected_sweep
+        self._keep_empty = keep_empty
         self._sync = sync
         self._fd: int | None = None
         self._closed = False
@@ -68,6 +73,7 @@ class LedgerWriter:
         self._broken: str | None = None  # why the writer is broken: the reason every write gets
         self._cause: BaseException | None = None
         self.records_written = 0
+        self._created = False  # this writer made the file (removed again if nothing is written)
         self.batches = 0
         self.fsyncs = 0
 
@@ -105,7 +111,10 @@ class LedgerWriter:
             self._prepare(fd, created)
         except BaseException:
             os.close(fd)
+            if created and not self._keep_empty:
+                _unlink_empty(self.path)
             raise
+        self._created = created
         return fd
 
     def _prepare(self, fd: int, created: bool) -> None:
@@ -179,6 +188,8 @@ class LedgerWriter:
         finally:
             self._closed = True
             if self._fd is not None:
+                if self._created and self.records_written == 0 and not self._keep_empty:
+                    _unlink_empty(self.path)  # nothing was sent: leave no 0-byte ledger behind
                 os.close(self._fd)  # releases the lock
                 self._fd = None
 
@@ -300,3 +311,10 @@ class LedgerWriter:
             f"<LedgerWriter {self.path!r} {state} pending={self.pending} "
             f"written={self.records_written} batches={self.batches} fsyncs={self.fsyncs}>"
         )
+
+
+def _unlink_empty(path: str) -> None:
+    """Remove the file at ``path`` if it is (still) empty: a ledger this writer created."""
+    with contextlib.suppress(OSError):
+        if os.stat(path).st_size == 0:
+            os.unlink(path)
