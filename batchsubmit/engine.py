@@ -256,8 +256,9 @@ class Engine:
     ) -> bool:
         """Settle the point after a failed attempt, or return True to attempt again."""
         disposition = error.disposition
-        fields = {"key": point.key, "job_id": job_id, "attempt": attempts,
-                  "error_code": error.error_code, "error": str(error)}
+        fields = {"key": point.key, "job_id": job_id, "attempt": attempts, "error": str(error)}
+        if error.error_code is not None:
+            fields["error_code"] = error.error_code
         self._account(error, sent_at)
         if disposition is Disposition.ABORT:
             # No outcome is written: the intent stays pending, and the next run reconciles it.
@@ -280,7 +281,9 @@ class Engine:
         if self._stop.is_set():
             return False  # halting or interrupted: the intent stays pending for the next run
         delay = self._backoff.delay(attempt_in_run, error, random=self._rng.random)
-        log.info("batchsubmit.submit.retry_scheduled", wait=round(delay, 3), **fields)
+        # A throttle is expected pacing, shown as a count on the progress bar: debug, not info.
+        report = log.debug if isinstance(error, ThrottledError) else log.info
+        report("batchsubmit.submit.retry_scheduled", wait=round(delay, 3), **fields)
         self._counters.retrying += 1
         try:
             await self._sleep(delay)

@@ -59,6 +59,13 @@ def _drop_secrets(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMa
     return event
 
 
+def _drop_none(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    """A console line shows what is there: ``error_code=None`` says nothing."""
+    for key in [k for k, v in event.items() if v is None]:
+        del event[key]
+    return event
+
+
 class _CurrentStderr(io.TextIOBase):
     """Whatever ``sys.stderr`` is when an event is written, not when logging was set up
     (a replaced stream, e.g. a test's captured one, may be closed by then)."""
@@ -98,9 +105,11 @@ def configure_logging(
         tail = [structlog.processors.format_exc_info]
         renderer = structlog.processors.JSONRenderer()
     else:
-        colors = out.isatty() and opened is None
+        # NO_COLOR (https://no-color.org): any non-empty value turns colours off.
+        colors = out.isatty() and opened is None and not os.environ.get("NO_COLOR")
         formatter = _rich_traceback if colors else structlog.dev.plain_traceback
         renderer = structlog.dev.ConsoleRenderer(colors=colors, exception_formatter=formatter)
+        tail = [_drop_none]
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,

@@ -17,7 +17,7 @@ from time import monotonic
 
 import anyio
 
-from batchsubmit.errors import BatchSubmitError, Disposition
+from batchsubmit.errors import BatchSubmitError, Disposition, ThrottledError
 from batchsubmit.events import get_logger
 from batchsubmit.retry import Backoff
 from batchsubmit.sweep import Point
@@ -114,7 +114,8 @@ class Reconciler:
                 if exc.disposition is Disposition.ABORT or attempt >= self._max_attempts:
                     raise
                 delay = self._backoff.delay(attempt, exc)
-                log.info(
+                report = log.debug if isinstance(exc, ThrottledError) else log.info
+                report(
                     "batchsubmit.reconcile.list_retry", attempt=attempt,
                     error_code=exc.error_code, error=str(exc), wait=round(delay, 3),
                 )

@@ -507,7 +507,7 @@ async def _finish(ledger: LedgerWriter, engine: Engine) -> None:
             counts={"succeeded": s.succeeded, "failed": s.failed, "skipped": s.skipped,
                     "reconciled": s.reconciled, "unresolved": s.unresolved,
                     "requests": s.requests, "throttled": s.throttled},
-            interrupted=engine.interrupted,
+            interrupted=engine.interrupted, halted=engine.halt_reason,
         )
     )
 

@@ -20,6 +20,7 @@ from datetime import datetime
 from typing import Any
 
 from batchsubmit.ledger import LedgerState, RunSpan
+from batchsubmit.models import JobStatus
 
 __all__ = ["Summary", "failure_code", "format_duration", "next_steps", "summarize"]
 
@@ -47,6 +48,8 @@ class Summary:
     torn_line: bool  # a line torn by a crash was ignored
     # status name -> succeeded points whose version was last seen in it (by `batchsubmit watch`)
     statuses: dict[str, int] = field(default_factory=dict)
+    halted: str | None = None  # why the last run's failure-rate guard stopped it (run_finished)
+    throttled: int = 0  # requests answered "slow down", over every run that recorded its counts
 
     @property
     def complete(self) -> bool:
@@ -142,8 +145,13 @@ def summarize(state: LedgerState) -> Summary:
         elapsed_s=_elapsed(state.spans),
         achieved_rate=_rate(state.spans),
         interrupted=None if last is None or last.finished is None else last.finished["interrupted"],
+        halted=None if last is None or last.finished is None else last.finished.get("halted"),
         runs=len(state.runs),
         torn_line=state.torn_line,
+        throttled=sum(
+            int(span.finished["counts"].get("throttled") or 0)
+            for span in state.spans if span.finished is not None
+        ),
         statuses=dict(statuses.most_common()),
     )
 
@@ -185,6 +193,38 @@ def next_steps(summary: Summary) -> list[str]:
         steps.append(f"{summary.not_started} point(s) not started: re-run the same command.")
     if summary.torn_line:
         steps.append("A line torn by a crash was ignored (nothing was sent for it).")
+    if summary.halted:
+        steps.append(f"The last run halted: {summary.halted}.")
     if summary.complete:
-        steps.append("Every point succeeded.")
+        steps.append(_complete(summary))
     return steps
+
+
+def _complete(summary: Summary) -> str:
+    """The verdict of a sweep whose every point succeeded: of the submission, and of the
+    trainings when ``batchsubmit watch`` recorded how they went."""
+    if not summary.statuses:
+        return "Every point succeeded."
+    ended_well = sum(n for name, n in summary.statuses.items() if _named(name).succeeded)
+    ended = sum(n for name, n in summary.statuses.items() if _named(name).terminal)
+    watched = sum(summary.statuses.values())
+    parts = [f"{ended_well} completed"]
+    if ended - ended_well:
+        parts.append(f"{ended - ended_well} ended without completing")
+    if watched - ended:
+        parts.append(f"{watched - ended} still running when last seen")
+    if summary.succeeded - watched:
+        parts.append(f"{summary.succeeded - watched} never watched")
+    if ended_well == summary.succeeded:
+        return f"Every point succeeded, and every training completed ({ended_well})."
+    return (
+        f"Every point was submitted; training: {', '.join(parts)} "
+        "(`status --points --succeeded` lists them, `watch` follows them on)."
+    )
+
+
+def _named(name: str) -> JobStatus:
+    try:
+        return JobStatus[name]
+    except KeyError:  # a code this version does not know (STATUS_99): not over, not a success
+        return JobStatus.UNKNOWN

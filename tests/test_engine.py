@@ -283,7 +283,7 @@ async def test_slots_bound_requests_and_the_crew_bounds_open_points() -> None:
             done = sum(1 for r in ledger.records if r["event"] == "succeeded")
             state["max_open"] = max(state["max_open"], state["pulled"] - done)
             try:
-                for _ in range(3):  # stay in flight while the others run
+                for _ in range(30):  # stay in flight while the others run (paced 1 ms apart)
                     await anyio.lowlevel.checkpoint()
                 url = body["config"]["train_url"]
                 if url not in seen:  # each point's first attempt: refused connection, back off

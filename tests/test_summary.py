@@ -215,10 +215,12 @@ def test_the_table_shows_counts_failures_rate_and_time() -> None:
     text = rendered(summary_of(*records, finish(ts=at(64))))
     for expected in (
         "sweep lr-sweep", "points", "succeeded", "1 found on the server", "failed",
-        "outcome unknown", "not started", "ModelArts.2763", "flavor gpu.x not found",
+        "not started", "ModelArts.2763", "flavor gpu.x not found",
         "1.0 points/s", "1m 4s", "finished",
     ):  # fmt: skip
         assert expected in text
+    for zero in ("outcome unknown", "retries", "throttled"):  # rows of zeros are left out
+        assert zero not in text
 
 
 def test_the_table_prints_server_text_literally() -> None:
@@ -319,3 +321,39 @@ def test_a_slim_fold_summarises_like_a_full_one() -> None:
     slim = ledger.fold(lines, slim=True)
     assert summarize(slim) == summarize(ledger.fold(lines))
     assert all("parameter" not in r and "train_url" not in r for r in slim.outcomes.values())
+
+
+def test_the_verdict_of_a_watched_sweep_speaks_of_its_trainings() -> None:
+    """Every point submitted but a training failed: the verdict says so, not "every point
+    succeeded"; with every training completed, it says that."""
+    watched = [
+        ledger.status(key=k, version_id=21, status=code, status_name=name, duration_ms=1, ts=T0)
+        for k, code, name in (("k0", 10, "COMPLETED"), ("k1", 11, "FAILED"), ("k2", 8, "RUNNING"))
+    ]
+    steps = next_steps(summary_of(*all_done(), *watched))
+    assert steps == [
+        "Every point was submitted; training: 1 completed, 1 ended without completing, 1 still "
+        "running when last seen (`status --points --succeeded` lists them, `watch` follows them "
+        "on)."
+    ]
+    completed = [
+        ledger.status(key=f"k{i}", version_id=21, status=10, status_name="COMPLETED",
+                      duration_ms=1, ts=T0)
+        for i in range(3)
+    ]
+    assert next_steps(summary_of(*all_done(), *completed)) == [
+        "Every point succeeded, and every training completed (3)."
+    ]
+
+
+def test_a_halted_run_says_why_in_the_ledger_and_the_summary() -> None:
+    """run_finished records why the failure-rate guard halted the run; the summary shows it."""
+    halted = ledger.run_finished(counts={"throttled": 4}, interrupted=False,
+                                 halted="more than 50% of the last 20 requests failed", ts=T0)
+    summary = summary_of(start(total=2), sent("a"), bad("a"), halted)
+    assert summary.halted == "more than 50% of the last 20 requests failed"
+    assert summary.throttled == 4
+    assert "The last run halted: more than 50% of the last 20 requests failed." in (
+        next_steps(summary)
+    )
+    assert "halted (too many failures)" in rendered(summary)

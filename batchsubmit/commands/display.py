@@ -113,6 +113,8 @@ def _last_run(summary: Summary) -> str:
         return "none recorded"
     if summary.interrupted is None:
         return "no run_finished line: still running, or killed"
+    if summary.halted:
+        return "halted (too many failures)"
     return "interrupted" if summary.interrupted else "finished"
 
 
@@ -131,10 +133,13 @@ def render_summary(summary: Summary, console: Console) -> None:
         ("outcome unknown", str(summary.pending), "reconciled by the next run"),
         ("not started", str(summary.not_started), ""),
         ("retries", str(summary.retries), ""),
+        ("throttled", str(summary.throttled), "requests answered \"slow down\""),
         ("achieved rate", rate, "outcomes/s, first submit to last outcome"),
         ("time taken", format_duration(summary.elapsed_s), f"{summary.runs} run(s)"),
         ("last run", _last_run(summary), ""),
     ]
+    always = {"points", "succeeded", "achieved rate", "time taken", "last run"}
+    rows = [row for row in rows if row[0] in always or row[1] != "0"]  # no rows of zeros
     for label, value, note in rows:
         table.add_row(label, value, note)
     if summary.statuses:  # Text, not markup: the names come from the ledger

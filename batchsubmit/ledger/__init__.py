@@ -8,7 +8,7 @@ Scripts outside this repository read it, so the record shapes are a contract (is
      "attempts", "reconciled", "latency_ms", "ts"}
     {"event": "failed", "key", "index", "error_code", "error_message", "http_status", "request_id",
      "attempts", "parameter", "ts"}   (parameter: added later; older ledgers lack it)
-    {"event": "run_finished", "counts", "interrupted", "ts"}
+    {"event": "run_finished", "counts", "interrupted", "halted", "ts"}   (halted: added later)
     {"event": "status", "key", "version_id", "status", "status_name", "duration_ms", "ts"}
 
 A ``status`` line (issue 5) is written by ``batchsubmit watch`` when a created version's training

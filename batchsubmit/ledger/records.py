@@ -31,6 +31,7 @@ RECORD_FIELDS: Final[Mapping[str, tuple[str, ...]]] = {
 RECORD_EXTRAS: Final[Mapping[str, tuple[str, ...]]] = {
     "failed": ("parameter",),  # the point's parameters, as succeeded records carry them
     "status": ("index", "parameter"),  # the point's index and parameters (null, [] if unknown)
+    "run_finished": ("halted",),  # why the failure-rate guard stopped the run, else null
 }
 
 _TYPES: Final[Mapping[str, tuple[type, ...]]] = {
@@ -134,10 +135,13 @@ def failed(
 
 
 def run_finished(
-    *, counts: Mapping[str, int], interrupted: bool, ts: str | None = None
+    *, counts: Mapping[str, int], interrupted: bool, halted: str | None = None,
+    ts: str | None = None,
 ) -> dict[str, Any]:
     """The last line of a run that ended on its own terms (done, halted or Ctrl-C)."""
-    return _record("run_finished", ts, counts=dict(counts), interrupted=interrupted)
+    return _record(
+        "run_finished", ts, counts=dict(counts), interrupted=interrupted, halted=halted
+    )
 
 
 def status(
