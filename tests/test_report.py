@@ -4,9 +4,12 @@ emulator run, and ``batchsubmit report``."""
 from __future__ import annotations
 
 import json
+import os
 import re
+import stat
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
+from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +26,16 @@ from batchsubmit.ledger import encode, fold
 from batchsubmit.limiter import AdaptiveRateLimiter
 from batchsubmit.report import extract, render_html, write_report
 from batchsubmit.report import svg as s
-from batchsubmit.report.charts import STATE_COLORS, distinct_labels
+from batchsubmit.report.charts import (
+    MAX_FACETS,
+    STATE_COLORS,
+    distinct_labels,
+    duration_legend,
+    duration_range,
+    duration_ticks,
+    heatmap,
+    timeline_chart,
+)
 from batchsubmit.report.data import (
     COMPLETED,
     CREATED,
@@ -187,6 +199,9 @@ def test_more_varying_parameters_share_cells_and_fewer_make_a_row_or_a_block() -
     ])  # fmt: skip
     assert len(three.cells) == 8 and three.other_labels == ("c",)
     assert len({(r, c) for r, c, _ in three.cells}) == 4
+    assert three.facets == ("c=p", "c=q")
+    assert [dict(p.parameter)["c"] for _, _, p in three.cells] == ["p", "q"] * 4
+    assert three.facet_of == (0, 1) * 4 and len(three.facet(1).cells) == 4
     one = grid([view(f"k{v}", {"a": v, "fixed": "1"}) for v in ("v10", "v2", "b")])
     assert (one.row_label, one.col_label, one.rows) == (None, "a", ("",))
     assert one.cols == ("b", "v2", "v10")  # natural order: digits compare as numbers
@@ -249,6 +264,158 @@ def test_a_ledger_with_no_point_still_renders_every_section() -> None:
         for name in ("headline", "timeline", "latency", "grid", "failures", "training"):
             assert f'<section id="{name}">' in page
         assert "No point is recorded" in page and "No request is recorded" in page
+
+
+# --- what a reader sees: facets, the duration scale, failures, times, the file's mode ----------
+
+
+def svgs(page: str) -> list[ET.Element]:
+    return [ET.fromstring(p) for p in re.findall(r"<svg\b.*?</svg>", page, flags=re.S)]
+
+
+def texts(picture: ET.Element) -> list[str]:
+    return ["".join(t.itertext()) for t in picture.iter("text")]
+
+
+def test_a_third_swept_label_gets_one_titled_map_per_value() -> None:
+    """lr x bs x opt: two maps of lr x bs, titled opt=adam and opt=sgd, one point per cell."""
+    records = [start(total=8)] + [
+        ok(f"k{i}", [("lr", lr), ("bs", bs), ("opt", opt)], index=i)
+        for i, (lr, bs, opt) in enumerate(
+            (lr, bs, opt) for lr in ("0.1", "0.01") for bs in ("8", "64") for opt in ("sgd", "adam")
+        )
+    ]  # fmt: skip
+    grid_part = section(render_html(extract(lines(*records)), generated_at="now"), "grid")
+    maps = svgs(grid_part)
+    assert len(maps) == 2
+    assert [texts(m)[0] for m in maps] == ["opt=adam", "opt=sgd"]
+    for picture, opt in zip(maps, ("adam", "sgd"), strict=True):
+        tips = [
+            r.findtext("title") or "" for r in picture.iter("rect") if r.get("class") == "point"
+        ]
+        assert len(tips) == 4 and all(f"opt={opt}" in tip for tip in tips)
+    assert "opt also varies: one map per value" in grid_part
+
+
+def test_past_max_facets_each_cell_has_a_fixed_stripe_per_combination() -> None:
+    """Too many combinations for a map each: a stripe per combination, in the same place in
+    every cell (a missing point leaves its stripe empty), the order named under the map."""
+    combos = [(str(a), str(b)) for a in range(4) for b in range(5)]  # 20 > MAX_FACETS
+    assert len(combos) > MAX_FACETS
+    views = [
+        view(f"k{r}{c}{a}{b}", {"r": r, "c": c, "a": a, "b": b})
+        for r in "xy" for c in "uv" for a, b in combos
+        if (r, c, a, b) != ("x", "u", "0", "0")  # one cell lacks its first combination
+    ]  # fmt: skip
+    g = grid(views)
+    picture = ET.fromstring(heatmap(g, lambda p: "#000", label="t"))
+    at_x: dict[tuple[str, str], set[str]] = {}  # (column, combination) -> x of its stripes
+    for rect in picture.iter("rect"):
+        params = (rect.findtext("title") or "").split(" | ")[1]
+        p = dict(pair.split("=") for pair in params.split(", "))
+        at_x.setdefault((p["c"], p["a"] + p["b"]), set()).add(rect.get("x", ""))
+    assert len(at_x) == 2 * len(combos)
+    assert all(len(xs) == 1 for xs in at_x.values())  # row x, column u lines up with row y
+    order = [float(next(iter(at_x["u", a + b]))) for a, b in combos]
+    assert order == sorted(order)  # left to right in the facets' order
+    page = render_html(extract(lines(start(), *(
+        ok(v.key, list(v.parameter), index=i) for i, v in enumerate(views)
+    ))), generated_at="now")  # fmt: skip
+    grid_part = section(page, "grid")
+    assert len(svgs(grid_part)) == 1
+    assert "a, b also vary: each cell holds up to 20 points" in grid_part
+    assert "<figcaption>Each cell, left to right: a=0, b=0; a=0, b=1;" in grid_part
+
+
+def test_a_flat_duration_range_shows_one_value_and_others_distinct_ticks() -> None:
+    """Every point ran 10 s: one swatch, one label, not "10 s 10 s 10 s"; ticks never repeat."""
+    flat = texts(ET.fromstring(duration_legend(10_000.0, 10_000.0)))
+    assert len(flat) == 1 and flat[0].startswith("10.0s")
+    assert duration_range([10_000.0, 10_020.0]) == (10_000.0, 10_000.0)  # they read the same
+    for low, high in ((10_000.0, 10_100.0), (59_000.0, 61_000.0), (60_000.0, 7_200_000.0)):
+        shown = texts(ET.fromstring(duration_legend(low, high)))
+        assert len(shown) == len(set(shown)) >= 2
+        assert [text for _, text in duration_ticks(low, high)] == shown
+    assert texts(ET.fromstring(duration_legend(60_000.0, 180_000.0))) == ["1m 0s", "2m 0s", "3m 0s"]
+
+
+def test_a_flat_duration_legend_in_the_page_has_one_label() -> None:
+    """A page whose watched versions all ran 60 s shows one duration, once."""
+    p = [("lr", "1")]
+    records = [start(), ok("a", p, 21), ok("b", [("lr", "2")], 22), seen("a", 21, 10, "COMPLETED"),
+               seen("b", 22, 10, "COMPLETED")]  # fmt: skip
+    scale = [m for m in svgs(render_html(extract(lines(*records)), generated_at="now"))
+             if m.get("aria-label") == "training duration colour scale"]  # fmt: skip
+    assert len(scale) == 1 and len(texts(scale[0])) == 1 and texts(scale[0])[0].startswith("1m 0s")
+
+
+def test_failed_points_are_a_row_of_their_own_under_the_requests() -> None:
+    """Failures are not stacked on the sends: their own group, below the requests' baseline;
+    the requests' axis tops at the peak send rate."""
+    t = timeline([([0.0, 0.1, 0.2, 0.3], [0.4], [0.2, 0.3, 0.35])], bars=120)
+    picture = ET.fromstring(timeline_chart(t))
+    groups = {g.get("class"): list(g.iter("rect")) for g in picture.iter("g")
+              if (g.get("class") or "").startswith("series-")}  # fmt: skip
+    assert set(groups) == {"series-first", "series-retries", "series-failures"}
+    sends = groups["series-first"] + groups["series-retries"]
+    lowest_send = max(float(r.get("y", 0)) + float(r.get("height", 0)) for r in sends)
+    assert groups["series-failures"]
+    assert all(float(r.get("y", 0)) > lowest_send for r in groups["series-failures"])
+    assert sum(int((r.findtext("title") or "0").split()[0]) for r in groups["series-failures"]) == 3
+    left_ticks = [float(v) for v in texts(picture) if re.fullmatch(r"\d+(\.\d+)?", v)]
+    assert max(left_ticks) == 10.0  # 5 sends in 0.5 s: 10/s; the failures would have made 16
+
+
+class _Text(HTMLParser):
+    """The text a reader sees: data outside tags (attributes left out)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list[str] = []
+
+    def handle_data(self, data: str) -> None:
+        self.seen.append(data)
+
+
+def test_timestamps_read_as_utc_times_with_the_iso_form_in_a_title() -> None:
+    """No raw ISO timestamp in the page's text: "2026-11-26 10:00:00 UTC", the ISO as title."""
+    records = [start(), sent("a"), ok("a", [("lr", "1")], 21, ts=at(5)), seen("a", 21, 10, "C")]
+    page = render_html(extract(lines(*records)), generated_at="2026-11-27T08:01:02.345Z")
+    reader = _Text()
+    reader.feed(page)
+    shown = "".join(reader.seen)
+    assert not re.search(r"\d{4}-\d\d-\d\dT\d\d:", shown)
+    assert '<time datetime="2026-11-26T10:00:00.000Z" title="2026-11-26T10:00:00.000Z">' in page
+    assert "from 2026-11-26 10:00:00 UTC to 10:00:05 UTC" in shown  # the same day: the time
+    assert "generated 2026-11-27 08:01:02 UTC" in shown
+
+
+def test_the_report_file_is_0600_like_the_ledger_whatever_the_umask(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Under umask 022 (or 0), over an existing 0644 file: the temporary and the page are 0600."""
+    path = tmp_path / "r.ledger.jsonl"
+    path.write_bytes(b"".join(lines(start(total=1), sent("a"), ok("a", [("lr", "1")]))))
+    out = tmp_path / "r.html"
+    out.write_text("old")
+    out.chmod(0o644)
+    modes: list[int] = []
+    replace = os.replace
+
+    def spy(src: str, dst: str | os.PathLike[str]) -> None:
+        modes.append(stat.S_IMODE(os.stat(src).st_mode))
+        replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", spy)
+    for umask in (0o022, 0o000):
+        previous = os.umask(umask)
+        try:
+            write_report(path, out)
+        finally:
+            os.umask(previous)
+        assert stat.S_IMODE(out.stat().st_mode) == 0o600
+    assert modes == [0o600, 0o600]
+    assert {p.name for p in tmp_path.iterdir()} == {"r.ledger.jsonl", "r.html"}  # no temporary
 
 
 # --- the report of a real emulator run -----------------------------------------------------------

@@ -11,13 +11,16 @@ from batchsubmit.commands import ExitCode
 
 DESCRIPTION = """\
 Write one HTML file about a sweep, for people who would rather look than read: the headline
-numbers, the submission timeline (requests per second, retries, failures), the latency histogram
-of the create calls, every point's outcome and training status laid out over the grid (a heat map
-over the two swept parameters that vary, and one of the training durations), failures grouped by
-error code, and the trainings that did not complete.
+numbers, the submission timeline (requests per second, retries, and the failed points on a row
+of their own), the latency histogram of the create calls, every point's outcome and training
+status laid out over the grid (a heat map over the first two swept parameters that vary, one map
+per value of any further ones, and the same of the training durations), failures grouped by
+error code, and the trainings that did not complete. Times are shown in UTC.
 
 The file is self-contained (inline CSS and SVG, no script, nothing fetched): mail it, attach it,
 open it in any browser. Nothing is sent anywhere. Training statuses come from `batchsubmit watch`.
+Like the ledger, it is written readable by its owner only (mode 0600): it names the endpoint,
+the job and every point; chmod it to share it.
 """
 
 EPILOG = """\

@@ -22,6 +22,8 @@ from batchsubmit.report.page import render_html
 
 __all__ = ["ReportData", "extract", "render_html", "write_report"]
 
+MODE = 0o600  # the report's file mode: the ledger's (batchsubmit.ledger.writer creates it 0600)
+
 
 def write_report(
     ledger: str | os.PathLike[str],
@@ -30,7 +32,8 @@ def write_report(
     spec: str | os.PathLike[str] | None = None,
     generated_at: str | None = None,
 ) -> ReportData:
-    """Read the ledger (and the spec's points, to place failed points), write the page atomically.
+    """Read the ledger (and the spec's points, to place failed points), write the page atomically,
+    mode 0600 like the ledger whatever the umask.
 
     Raises LedgerError for a missing or damaged ledger, SpecError for a bad spec.
     """
@@ -56,11 +59,13 @@ def write_report(
         raise LedgerError(f"cannot read the ledger: {exc.strerror or exc}", path=where) from None
     page = render_html(data, generated_at=generated_at or timestamp())
     target = Path(output)
+    # mkstemp creates the file 0600 whatever the umask; fchmod says so in case a platform
+    # differs: the page shows what the ledger holds, so it is as private as the ledger.
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
+        os.fchmod(fd, MODE)
         with os.fdopen(fd, "w", encoding="utf-8") as out:
             out.write(page)
-        os.chmod(tmp, 0o644)
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

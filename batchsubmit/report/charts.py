@@ -19,12 +19,16 @@ from batchsubmit.report.data import (
     PointView,
     Timeline,
 )
+from batchsubmit.summary import format_duration
 
 __all__ = [
     "STATE_COLORS",
     "distinct_labels",
     "duration_color",
     "duration_legend",
+    "duration_range",
+    "duration_ticks",
+    "facet_maps",
     "heatmap",
     "latency_chart",
     "timeline_chart",
@@ -45,57 +49,89 @@ SERIES_COLORS = {"first": "#3a7bd5", "retries": "#f0b429", "failures": "#d1453b"
 _VIRIDIS = ("#440154", "#3b528b", "#21918c", "#5ec962", "#fde725")
 NO_DURATION = "#dfe3e8"
 MAX_TOOLTIPS = 10_000  # cells of a heat map given a tooltip; past it the page grows too large
-
-
-def _seconds(value: float) -> str:
-    if value >= 3600:
-        return f"{value / 3600:.1f} h".replace(".0 h", " h")
-    if value >= 60:
-        return f"{value / 60:.1f} min".replace(".0 min", " min")
-    return svg.fmt_number(value) + " s"
+MAX_FACETS = 12  # one map per combination of the labels past rows and columns, up to this many
 
 
 def timeline_chart(data: Timeline) -> str:
-    """Stacked bars per bucket: first attempts, retries and failures, per second."""
+    """Requests per second per bucket (first attempts, retries stacked), and below them, on a
+    lane of their own, the points that failed per bucket: a failure is an outcome, not a send.
+
+    Each series is one ``<g class="series-NAME">`` (first, retries, failures).
+    """
     left, right, top, bottom = 64.0, 16.0, 16.0, 52.0
-    height = 260.0
-    plot_w, plot_h = WIDTH - left - right, height - top - bottom
+    lane_h, lane_gap = 40.0, 20.0
+    height = 312.0
+    plot_w = WIDTH - left - right
+    plot_h = height - top - bottom - lane_h - lane_gap
     n = len(data.first)
     per_second = [
-        (a / data.bucket_s, b / data.bucket_s, c / data.bucket_s)
-        for a, b, c in zip(data.first, data.retries, data.failures, strict=True)
+        (a / data.bucket_s, b / data.bucket_s)
+        for a, b in zip(data.first, data.retries, strict=True)
     ]
-    peak = max((a + b + c for a, b, c in per_second), default=0.0)
-    y_top, y_ticks = svg.rounded(peak, 4)
+    y_top, y_ticks = svg.rounded(max((a + b for a, b in per_second), default=0.0), 4)
     y = svg.Scale(0.0, y_top, top + plot_h, top)
     x_top, x_ticks = svg.rounded(data.bucket_s * n, 8)
     x = svg.Scale(0.0, x_top, left, left + plot_w)
     width = x(data.bucket_s) - x(0.0)
     gap = 1.0 if width >= 4 else 0.0
-    body = [svg.axis_left(y, left, y_ticks, label="per second", grid_to=left + plot_w)]
-    for i, (first, retries, failures) in enumerate(per_second):
+    series: dict[str, list[str]] = {"first": [], "retries": [], "failures": []}
+    for i, (first, retries) in enumerate(per_second):
         x0 = x(i * data.bucket_s) + gap / 2
-        base = 0.0
-        for value, name in ((first, "first"), (retries, "retries"), (failures, "failures")):
-            if value <= 0:
-                continue
-            body.append(
-                svg.bar(
-                    x0, y(base + value), width - gap, y(base) - y(base + value),
-                    fill=SERIES_COLORS[name],
-                )
+        if first > 0:
+            series["first"].append(
+                svg.bar(x0, y(first), width - gap, y(0) - y(first), fill=SERIES_COLORS["first"])
+            )
+        if retries > 0:
+            series["retries"].append(
+                svg.bar(x0, y(first + retries), width - gap, y(first) - y(first + retries),
+                        fill=SERIES_COLORS["retries"])
             )  # fmt: skip
-            base += value
-    for number, start in enumerate(data.run_starts, start=2):
-        body.append(svg.line(x(start), top, x(start), top + plot_h, class_="marker"))
-        body.append(svg.text(x(start) + 4, top + 12, f"run {number}", class_="tick"))
+    lane_top = top + plot_h + lane_gap
+    f, series["failures"] = _failure_lane(data, x, (lane_top + lane_h, lane_top), width, gap)
+    body = [
+        svg.axis_left(y, left, y_ticks, label="per second", grid_to=left + plot_w),
+        svg.line(left, top + plot_h, left + plot_w, top + plot_h, class_="axis"),
+        svg.axis_left(f, left, [f.d0, f.d1], grid_to=left + plot_w),
+        svg.text(left - 24, lane_top + lane_h / 2 + 4, "failed", anchor="end", class_="label"),
+    ]
+    body += [svg.element("g", "".join(b), class_=f"series-{name}") for name, b in series.items()]
+    for number, begin in enumerate(data.run_starts, start=2):
+        body.append(svg.line(x(begin), top, x(begin), lane_top + lane_h, class_="marker"))
+        body.append(svg.text(x(begin) + 4, top + 12, f"run {number}", class_="tick"))
     body.append(
         svg.axis_bottom(
-            x, top + plot_h, x_ticks, fmt=_seconds,
-            label=f"time since the first request (buckets of {_seconds(data.bucket_s)})",
+            x, lane_top + lane_h, x_ticks, fmt=format_duration,
+            label=f"time since the first request (buckets of {format_duration(data.bucket_s)})",
         )
     )  # fmt: skip
-    return svg.svg(WIDTH, height, body, label="submission timeline: requests per second")
+    return svg.svg(
+        WIDTH, height, body, label="submission timeline: requests per second, failed points"
+    )
+
+
+def _failure_lane(
+    data: Timeline, x: svg.Scale, lane: tuple[float, float], width: float, gap: float
+) -> tuple[svg.Scale, list[str]]:
+    """The failed points per bucket as bars in the lane from ``lane`` (bottom, top pixels), its
+    count axis rounded up to a whole number: the count scale, and the bars."""
+    f_top, _ = svg.rounded(float(max(data.failures, default=0)), 1, whole=True)
+    f = svg.Scale(0.0, f_top, *lane)
+    bars = []
+    for i, failed in enumerate(data.failures):
+        if failed:
+            start = i * data.bucket_s
+            bars.append(
+                svg.element(
+                    "rect",
+                    svg.title(
+                        f"{failed} failed point{'s' if failed != 1 else ''} at "
+                        f"{format_duration(start)}-{format_duration(start + data.bucket_s)}"
+                    ),
+                    x=x(start) + gap / 2, y=f(failed), width=max(0.0, width - gap),
+                    height=max(0.0, f(0) - f(failed)), fill=SERIES_COLORS["failures"],
+                )
+            )  # fmt: skip
+    return f, bars
 
 
 def latency_chart(data: Histogram) -> str:
@@ -166,7 +202,7 @@ def _tooltip(p: PointView) -> str:
     if p.status_name:
         parts.append(p.status_name)
     if p.duration_ms is not None:
-        parts.append(f"ran {_seconds(p.duration_ms / 1000)}")
+        parts.append(f"ran {format_duration(p.duration_ms / 1000)}")
     if p.version_id is not None:
         parts.append(f"version {p.version_id}")
     if p.error_code:
@@ -209,32 +245,53 @@ def _tick(x: float, y: float, shown: str, full: str, **attrs: object) -> str:
     )
 
 
-def heatmap(grid: Grid, fill: Callable[[PointView], str], *, label: str) -> str:
-    """One rectangle per point over rows x columns; points sharing a cell split it in stripes."""
+def facet_maps(grid: Grid, fill: Callable[[PointView], str], *, label: str) -> list[str]:
+    """The heat maps of a grid: one per facet (each titled with its combination, the same rows
+    and columns) up to MAX_FACETS of them; else one, each cell split in a stripe per facet."""
+    if not grid.facets or len(grid.facets) > MAX_FACETS:
+        return [heatmap(grid, fill, label=label)]
+    return [
+        heatmap(grid.facet(i), fill, label=f"{label}, {name}", title=name)
+        for i, name in enumerate(grid.facets)
+    ]
+
+
+def heatmap(
+    grid: Grid, fill: Callable[[PointView], str], *, label: str, title: str | None = None
+) -> str:
+    """One rectangle per point over rows x columns, under ``title`` if given; when the grid has
+    facets, each cell holds a stripe per facet, in the facets' order (empty where none is)."""
     cols, rows = max(1, len(grid.cols)), max(1, len(grid.rows))
     col_text, col_common = distinct_labels(grid.cols) if grid.col_label else ([], "")
     row_text, row_common = distinct_labels(grid.rows) if grid.row_label else ([], "")
     longest_row = max((len(r) for r in row_text), default=0)
     left = 24.0 + min(120.0, 7.0 * longest_row) + (20.0 if grid.row_label else 0.0)
-    cw = max(3.0, min(56.0, (WIDTH - left - 16.0) / cols))
+    widest = max(56.0, min(240.0, 6.0 * len(grid.facets)))  # room for a cell's stripes
+    cw = max(3.0, min(widest, (WIDTH - left - 16.0) / cols))
     ch = max(3.0, min(cw, 36.0))
     longest_col = max((len(c) for c in col_text), default=1)
     rotate = cw < 7.0 * longest_col + 4
-    top = 34.0 + (min(100.0, 6.5 * longest_col) if rotate else 14.0)
+    head = 18.0 if title else 0.0
+    top = head + 34.0 + (min(100.0, 6.5 * longest_col) if rotate else 14.0)
     width = left + cw * cols + 16.0
     height = top + ch * rows + 12.0
     gap = 1.0 if min(cw, ch) >= 8 else 0.0
+    if grid.facets and cw >= 24:
+        gap = 4.0  # cells of stripes: a wider gap tells two cells from two stripes
     body: list[str] = []
+    if title:
+        body.append(svg.text(4, 14, title, class_="label facet"))
+        width = max(width, 7.0 * len(title) + 12.0)
     if grid.col_label:
-        title = grid.col_label + (f" ({col_common})" if col_common else "")
-        body.append(svg.text(left, 14, title, class_="label"))
+        heading = grid.col_label + (f" ({col_common})" if col_common else "")
+        body.append(svg.text(left, head + 14, heading, class_="label"))
     elif grid.cells:
-        body.append(svg.text(left, 14, "points in index order", class_="label"))
+        body.append(svg.text(left, head + 14, "points in index order", class_="label"))
     if grid.row_label:
         middle = top + ch * rows / 2
-        title = grid.row_label + (f" ({row_common})" if row_common else "")
+        heading = grid.row_label + (f" ({row_common})" if row_common else "")
         body.append(
-            svg.text(12, middle, title, anchor="middle", class_="label",
+            svg.text(12, middle, heading, anchor="middle", class_="label",
                      transform=f"rotate(-90 12 {middle:.1f})")
         )  # fmt: skip
     step = max(1, math.ceil((13.0 if rotate else 7.0 * longest_col + 6) / cw))
@@ -254,13 +311,13 @@ def heatmap(grid: Grid, fill: Callable[[PointView], str], *, label: str) -> str:
     for i, (shown, full) in enumerate(zip(row_text, rows_shown, strict=True)):
         if i % step == 0:
             body.append(_tick(left - 6, top + ch * (i + 0.5) + 4, shown, full, text_anchor="end"))
-    _cells(body, grid.cells, fill, left, top, cw, ch, gap)
+    _cells(body, grid, fill, left, top, cw, ch, gap)
     return svg.svg(width, height, body, label=label)
 
 
 def _cells(
     body: list[str],
-    cells: Sequence[tuple[int, int, PointView]],
+    grid: Grid,
     fill: Callable[[PointView], str],
     left: float,
     top: float,
@@ -268,6 +325,9 @@ def _cells(
     ch: float,
     gap: float,
 ) -> None:
+    """A rectangle per point; with facets, a fixed stripe per facet (so stripes line up across
+    cells), else the points of a cell (repeated in the spec) share it side by side."""
+    cells = grid.cells
     tooltips = len(cells) <= MAX_TOOLTIPS
     i = 0
     while i < len(cells):  # the points of one cell are consecutive
@@ -275,30 +335,57 @@ def _cells(
         j = i
         while j < len(cells) and cells[j][0] == row and cells[j][1] == col:
             j += 1
-        share = (cw - gap) / (j - i)
+        slots = len(grid.facets) if grid.facets else j - i
+        share = (cw - gap) / slots
         for k in range(i, j):
             p = cells[k][2]
+            slot = grid.facet_of[k] if grid.facets else k - i
             body.append(
                 svg.cell(
-                    left + cw * col + gap / 2 + share * (k - i), top + ch * row + gap / 2,
+                    left + cw * col + gap / 2 + share * slot, top + ch * row + gap / 2,
                     share, ch - gap, fill(p), _tooltip(p) if tooltips else None, class_="point",
                 )
             )  # fmt: skip
         i = j
 
 
+def duration_range(durations: Sequence[float]) -> tuple[float, float]:
+    """The (low, high) of durations (ms) for the colour ramp; (low, low) when both ends read the
+    same to :func:`format_duration`, so cells that the legend calls equal are coloured alike."""
+    low, high = min(durations), max(durations)
+    same = format_duration(low / 1000) == format_duration(high / 1000)
+    return (low, low) if same else (low, high)
+
+
+def duration_ticks(low: float, high: float) -> list[tuple[float, str]]:
+    """(position 0..1 on the ramp, text) of the legend's labels: both ends and the middle, each
+    only if it reads differently from the others; one label when the range is flat."""
+    out: list[tuple[float, str]] = []
+    for at in (0.0, 1.0, 0.5):
+        text = format_duration((low + (high - low) * at) / 1000)
+        if all(text != shown for _, shown in out):
+            out.append((at, text))
+    return sorted(out)
+
+
 def duration_legend(low: float, high: float) -> str:
-    """A colour ramp from ``low`` to ``high`` (ms), labelled at both ends and in the middle."""
+    """A colour ramp from ``low`` to ``high`` (ms) with distinct labels; when every duration
+    reads the same, one swatch and that one value."""
+    ticks = duration_ticks(low, high)
+    if len(ticks) == 1:
+        text = f"{ticks[0][1]}: every point with a known duration ran this long"
+        body = [
+            svg.bar(10, 4, 14, 14, fill=duration_color(low, low, high)),
+            svg.text(30, 15, text, class_="tick"),
+        ]
+        return svg.svg(40.0 + 6.0 * len(text), 24.0, body, label="training duration colour scale")
     width, height, steps = 320.0, 40.0, 32
     body = [
         svg.bar(10 + i * (300 / steps), 4, 300 / steps + 0.5, 14,
                 fill=duration_color(low + (high - low) * i / (steps - 1), low, high))
         for i in range(steps)
     ]  # fmt: skip
-    for at, value, anchor in (
-        (10.0, low, "start"),
-        (160.0, (low + high) / 2, "middle"),
-        (310.0, high, "end"),
-    ):
-        body.append(svg.text(at, 34, _seconds(value / 1000), anchor=anchor, class_="tick"))
+    anchors = {0.0: "start", 0.5: "middle", 1.0: "end"}
+    for at, text in ticks:
+        body.append(svg.text(10 + 300 * at, 34, text, anchor=anchors[at], class_="tick"))
     return svg.svg(width, height, body, label="training duration colour scale")

@@ -9,7 +9,8 @@ of every ``submitted`` and ``failed`` line, for the submission timeline. Then:
 - :func:`histogram` bins the latencies of the successes;
 - :func:`points` classifies every point (completed, training failed, running, created, submit
   failed, outcome unknown, not started) and :func:`grid` lays them out over the two swept
-  parameters that vary (rows x columns; several points in a cell when more labels vary).
+  parameters that vary (rows x columns); when more labels vary, each combination of their
+  values is a *facet*, named, and a cell holds one point per facet.
 
 A failed point's record carries no parameters: pass the spec's points to place it on the grid.
 """
@@ -22,7 +23,7 @@ import re
 from array import array
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from batchsubmit.ledger import LedgerState, RunSettings, fold
@@ -129,6 +130,16 @@ class Grid:
     cells: tuple[tuple[int, int, PointView], ...]  # (row, col, point), points of a cell together
     other_labels: tuple[str, ...]  # further labels that vary (their points share a cell)
     unplaced: tuple[PointView, ...]  # points whose parameters the ledger does not give
+    # One name per combination of the other labels' values ("optimizer=adam"), in order; () when
+    # no other label varies. facet_of[i] is the combination of cells[i]: a cell holds at most
+    # one point per combination (more only when the spec repeats a point).
+    facets: tuple[str, ...] = ()
+    facet_of: tuple[int, ...] = ()
+
+    def facet(self, number: int) -> Grid:
+        """The same rows and columns, with only the points of combination ``number``."""
+        kept = [c for c, f in zip(self.cells, self.facet_of, strict=True) if f == number]
+        return replace(self, cells=tuple(kept), facets=(), facet_of=())
 
 
 @dataclass(frozen=True)
@@ -421,11 +432,41 @@ def grid(views: Sequence[PointView]) -> Grid:
     rows = _ordered(d[row_label] for d, _ in pairs) if row_label else ("",)
     col_at = {v: i for i, v in enumerate(cols)}
     row_at = {v: i for i, v in enumerate(rows)}
-    cells = sorted(
-        ((row_at[d[row_label]] if row_label else 0, col_at[d[col_label]], p) for d, p in pairs),
-        key=lambda c: (c[0], c[1], c[2].index, c[2].key),
+    others = tuple(varying[2:])
+    names, facet_at = _facets([d for d, _ in pairs], others)
+    placed = sorted(
+        (
+            (
+                row_at[d[row_label]] if row_label else 0, col_at[d[col_label]],
+                facet_at[tuple(d[label] for label in others)], p,
+            )
+            for d, p in pairs
+        ),
+        key=lambda c: (c[0], c[1], c[2], c[3].index, c[3].key),
+    )  # fmt: skip
+    return Grid(
+        row_label, col_label, rows, cols, tuple((r, c, p) for r, c, _, p in placed), others,
+        unplaced, names, tuple(f for _, _, f, _ in placed) if others else (),
+    )  # fmt: skip
+
+
+def _facets(
+    placed: Sequence[Mapping[str, str]], others: tuple[str, ...]
+) -> tuple[tuple[str, ...], dict[tuple[str, ...], int]]:
+    """The combinations of the ``others`` labels' values that occur, each label's values in
+    :func:`_ordered` order: their names (``"optimizer=adam, wd=0.1"``) and numbers."""
+    if not others:
+        return (), {(): 0}
+    rank = [{v: i for i, v in enumerate(_ordered(d[label] for d in placed))} for label in others]
+    combos = sorted(
+        {tuple(d[label] for label in others) for d in placed},
+        key=lambda combo: tuple(r[v] for r, v in zip(rank, combo, strict=True)),
     )
-    return Grid(row_label, col_label, rows, cols, tuple(cells), tuple(varying[2:]), unplaced)
+    names = tuple(
+        ", ".join(f"{label}={value}" for label, value in zip(others, combo, strict=True))
+        for combo in combos
+    )
+    return names, {combo: i for i, combo in enumerate(combos)}
 
 
 # --- all of it -----------------------------------------------------------------------------------

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from datetime import UTC, datetime
 
 import batchsubmit.report.charts as charts
 from batchsubmit import __version__
-from batchsubmit.report.data import STATE_NOTES, STATES, PointView, ReportData
+from batchsubmit.report.data import STATE_NOTES, STATES, Grid, PointView, ReportData
 from batchsubmit.report.svg import esc
 from batchsubmit.summary import format_duration, next_steps
 
@@ -53,7 +54,32 @@ th, td { text-align: left; padding: 5px 8px; border-bottom: 1px solid var(--line
 th { font-weight: 600; background: var(--card); }
 td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
 footer { margin-top: 40px; color: var(--muted); font-size: 12px; }
+time { white-space: nowrap; }
+.facets { display: flex; flex-wrap: wrap; gap: 8px 24px; }
+svg .facet { font-size: 12px; }
 """
+
+
+def _moment(ts: str | None) -> datetime | None:
+    if ts is None:
+        return None
+    try:
+        when = datetime.fromisoformat(ts)
+    except ValueError:
+        return None
+    return when.astimezone(UTC) if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+def _when(ts: str | None, *, since: str | None = None) -> str:
+    """A ledger timestamp as people read it, ``2026-12-01 19:32:05 UTC`` (only the time when it
+    falls on the day of ``since``), in a ``<time>`` that keeps the ISO form for a tooltip."""
+    when = _moment(ts)
+    if ts is None or when is None:
+        return esc(ts or "?")
+    before = _moment(since)
+    same_day = before is not None and before.date() == when.date()
+    shown = when.strftime("%H:%M:%S UTC" if same_day else "%Y-%m-%d %H:%M:%S UTC")
+    return f'<time datetime="{esc(ts)}" title="{esc(ts)}">{esc(shown)}</time>'
 
 
 def _card(name: str, value: object, tone: str = "") -> str:
@@ -132,16 +158,20 @@ def _timeline(data: ReportData) -> str:
     )  # fmt: skip
     caption = (
         f"Requests sent per second (peak {t.peak_rate:.1f}/s): first attempts, and retries after "
-        f"a throttle, a 5xx or a timeout; failed points where their failure was recorded"
-        f"{throttled}. Runs are laid end to end; a dashed line marks where a resumed run begins."
+        f"a throttle, a 5xx or a timeout, stacked; below them, on their own row, the points that "
+        f"failed, counted where their failure was recorded{throttled}. Runs are laid end to end; "
+        f"a dashed line marks where a resumed run begins."
     )
     legend = _legend(
         [
             (charts.SERIES_COLORS["first"], "first attempts", f"{sum(t.first)}"),
             (charts.SERIES_COLORS["retries"], "retries (attempt > 1)", f"{sum(t.retries)}"),
-            (charts.SERIES_COLORS["failures"], "failed points", f"{sum(t.failures)}"),
+            (
+                charts.SERIES_COLORS["failures"], "failed points",
+                f"{sum(t.failures)}, the row below, in points per bucket",
+            ),
         ]
-    )
+    )  # fmt: skip
     return (
         '<section id="timeline"><h2>Submission timeline</h2>'
         f"<p>{esc(caption)}</p>{legend}"
@@ -168,36 +198,27 @@ def _latency(data: ReportData) -> str:
 
 def _grid(data: ReportData) -> str:
     g = data.grid
-    placed = len(g.cells)
-    if not placed and not g.unplaced:
+    if not g.cells and not g.unplaced:
         return (
             '<section id="grid"><h2>Outcome and status per point</h2>'
             '<p class="note">No point is recorded in this ledger.</p></section>'
         )
-    if g.row_label and g.col_label:
-        layout = f"rows: {g.row_label}, columns: {g.col_label}"
-    elif g.col_label:
-        layout = f"columns: {g.col_label}"
-    else:
-        layout = "no swept parameter varies: points in index order"
-    if g.other_labels:
-        also = ", ".join(g.other_labels)
-        layout += f"; {also} also vary: their points share a cell, side by side"
     legend = _legend(
         (charts.STATE_COLORS[s], f"{s}: {data.states[s]}", STATE_NOTES[s])
         for s in STATES
         if data.states.get(s)
     )
+    hover = (
+        f"Hover a {'stripe' if len(g.facets) > charts.MAX_FACETS else 'cell'} for its "
+        "parameters, version and status."
+        if len(g.cells) <= charts.MAX_TOOLTIPS
+        else f"(No tooltips past {charts.MAX_TOOLTIPS} points.)"
+    )
     parts = [
         '<section id="grid"><h2>Outcome and status per point</h2>',
-        f"<p>One cell per point ({placed} placed; {esc(layout)}). "
-        + (
-            "Hover a cell for its parameters, version and status.</p>"
-            if placed <= charts.MAX_TOOLTIPS
-            else f"(No tooltips past {charts.MAX_TOOLTIPS} points.)</p>"
-        ),
+        f"<p>{esc(_layout(g))} {esc(hover)}</p>",
         legend,
-        f"<figure>{charts.heatmap(g, _state_fill, label='outcome and status per point')}</figure>",
+        _maps(g, _state_fill, "outcome and status per point"),
     ]
     if g.unplaced:
         parts.append(
@@ -205,24 +226,73 @@ def _grid(data: ReportData) -> str:
             "parameters for a point whose create call failed or whose outcome is unknown. "
             "Pass the sweep spec (<code>--spec SPEC</code>) to place them.</p>"
         )
-    durations = [p.duration_ms for _, _, p in g.cells if p.duration_ms is not None]
-    if durations:
-        low, high = min(durations), max(durations)
-
-        def fill(p: PointView) -> str:
-            if p.duration_ms is None:
-                return charts.NO_DURATION
-            return charts.duration_color(p.duration_ms, low, high)
-
-        parts += [
-            "<h3>Training duration</h3>",
-            "<p>How long each version ran, as last seen by <code>batchsubmit watch</code> "
-            "(grey: no duration known).</p>",
-            f"<figure>{charts.duration_legend(low, high)}</figure>",
-            f"<figure>{charts.heatmap(g, fill, label='training duration per point')}</figure>",
-        ]
-    parts.append("</section>")
+    parts += [_durations(g), "</section>"]
     return "".join(parts)
+
+
+def _layout(g: Grid) -> str:
+    """What the heat maps' rows, columns, cells (and facets) are, in a sentence."""
+    if g.row_label and g.col_label:
+        layout = f"rows: {g.row_label}, columns: {g.col_label}"
+    elif g.col_label:
+        layout = f"columns: {g.col_label}"
+    else:
+        layout = "no swept parameter varies: points in index order"
+    striped = len(g.facets) > charts.MAX_FACETS
+    text = f"One {'stripe' if striped else 'cell'} per point ({len(g.cells)} placed; {layout})."
+    if not g.facets:
+        return text
+    also = ", ".join(g.other_labels)
+    one = len(g.other_labels) == 1
+    each = "value" if one else "combination of their values"
+    text += f" {also} also {'varies' if one else 'vary'}: "
+    if not striped:
+        return text + (
+            f"one map per {each} ({len(g.facets)} maps, each titled with its {also}), "
+            "with the same rows and columns."
+        )
+    return text + (
+        f"each cell holds up to {len(g.facets)} points, a stripe per {each}, always in the same "
+        "place (their order is under the map)."
+    )
+
+
+def _maps(g: Grid, fill: Callable[[PointView], str], label: str) -> str:
+    """The heat maps of a grid, one figure each (one per facet), or one map with its stripes'
+    order said under it when there are too many facets."""
+    pictures = charts.facet_maps(g, fill, label=label)
+    if len(pictures) > 1:
+        figures = "".join(f"<figure>{picture}</figure>" for picture in pictures)
+        return f'<div class="facets">{figures}</div>'
+    caption = ""
+    if g.facets:
+        shown = [*g.facets[:6], *(("…", g.facets[-1]) if len(g.facets) > 7 else g.facets[6:])]
+        caption = (
+            f"<figcaption>Each cell, left to right: {esc('; '.join(shown))} "
+            f"({len(g.facets)} stripes).</figcaption>"
+        )
+    return f"<figure>{pictures[0]}{caption}</figure>"
+
+
+def _durations(g: Grid) -> str:
+    """The training-duration heat maps and their colour scale ("" when no duration is known)."""
+    durations = [p.duration_ms for _, _, p in g.cells if p.duration_ms is not None]
+    if not durations:
+        return ""
+    low, high = charts.duration_range(durations)
+
+    def fill(p: PointView) -> str:
+        if p.duration_ms is None:
+            return charts.NO_DURATION
+        return charts.duration_color(p.duration_ms, low, high)
+
+    return (
+        "<h3>Training duration</h3>"
+        "<p>How long each version ran, as last seen by <code>batchsubmit watch</code> "
+        "(grey: no duration known).</p>"
+        f"<figure>{charts.duration_legend(low, high)}</figure>"
+        + _maps(g, fill, "training duration per point")
+    )
 
 
 def _points(n: int) -> str:
@@ -272,10 +342,10 @@ def render_html(data: ReportData, *, generated_at: str) -> str:
         f"endpoint <code>{esc(settings.endpoint or '?')}</code>",
         f"job{'s' if len(jobs) > 1 else ''} {esc(', '.join(str(j) for j in jobs) or '?')}",
         f"{s.runs} run{'s' if s.runs != 1 else ''}",
-        f"from {esc(s.started_at or '?')} to {esc(s.finished_at or '?')}",
+        f"from {_when(s.started_at)} to {_when(s.finished_at, since=s.started_at)}",
     ]
     if data.last_status_ts:
-        facts.append(f"statuses as of {esc(data.last_status_ts)}")
+        facts.append(f"statuses as of {_when(data.last_status_ts, since=s.finished_at)}")
     title = f"Sweep {s.sweep or '?'}"
     return "".join(
         [
@@ -290,7 +360,7 @@ def render_html(data: ReportData, *, generated_at: str) -> str:
             _grid(data),
             _failures(data),
             _training_failures(data),
-            f"<footer>batchsubmit {esc(__version__)} report, generated {esc(generated_at)}."
+            f"<footer>batchsubmit {esc(__version__)} report, generated {_when(generated_at)}."
             "</footer></main></body></html>\n",
         ]
     )
