@@ -34,11 +34,21 @@ exit codes: 0 all succeeded, 1 some points failed, 2 spec/usage/credential error
 could not be reached (nothing was sent), 130 interrupted
 """
 
+EPILOG = """examples (no cloud account needed):
+  batchsubmit expand sweeps/quickstart.yaml                     # what would be sent
+  batchsubmit run sweeps/quickstart.yaml                        # send it to the embedded emulator
+  batchsubmit status quickstart.ledger.jsonl --points           # one row per point
+  batchsubmit watch quickstart.ledger.jsonl --interval 5        # follow the trainings
+  batchsubmit report quickstart.ledger.jsonl -o report.html     # one HTML page
+  batchsubmit COMMAND --help                                    # each command's flags, examples
+"""
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="batchsubmit",
         description=DESCRIPTION,
+        epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"batchsubmit {__version__}")
