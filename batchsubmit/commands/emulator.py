@@ -1,4 +1,4 @@
-"""``batchsubmit emulator``: serve the local ModelArts v1 emulator until SIGINT/SIGTERM.
+"""``batchsubmit emulator``: serve the local ModelArts v1 and v2 emulator until SIGINT/SIGTERM.
 
 A thin shell: flags become an :class:`EmulatorConfig`, the server runs in ``run_emulator``, and the
 one stdout line (the listening URL) is the contract integration tests read. Logs, and the hint of
@@ -24,6 +24,15 @@ from batchsubmit.emulator.constants import (
     PAGE_OFFSETS,
     POLICY_PERIODS,
 )
+from batchsubmit.emulator.v2_constants import (
+    V2_COUNTS,
+    V2_LIKES,
+    V2_LIMIT_RANGES,
+    V2_NAME_CASES,
+    V2_NAME_REUSES,
+    V2_NAME_SCOPES,
+    V2_OFFSETS,
+)
 from batchsubmit.errors import UsageError
 
 if TYPE_CHECKING:
@@ -36,6 +45,12 @@ Serve a local emulator of the ModelArts v1 training-job API (create job, create/
 delete versions) on 127.0.0.1, so sweeps can be tried, and clients tested, without a cloud
 account. Job 10 ("job-10") exists from the start with version 20 (V0001), matching the API
 documentation's example; new version ids count up from there.
+
+It serves the v2 API beside it (one training job per point: POST /v2/{project_id}/training-jobs,
+POST .../training-job-searches, GET/DELETE .../training-jobs/{id}, POST .../{id}/actions), with
+the same gate and faults; its jobs progress Creating -> Pending -> Running -> Completed (or Failed,
+Abnormal, Terminated), a taken metadata.name is 400 ModelArts.2751, and the "v2" flags choose an
+answer wherever shared/spec/v2-training-jobs.md (section 7) leaves one open.
 
 It checks request bodies by the documented rules, can require a token or AK/SK signatures,
 throttles like the API gateway, and injects the faults a client must survive: a 500 before
@@ -74,6 +89,8 @@ examples:
       one create in five is made but its reply is lost: check your client creates exactly once
   HUAWEICLOUD_SDK_AK=... HUAWEICLOUD_SDK_SK=... batchsubmit emulator --auth aksk
       require SDK-HMAC-SHA256 signatures, with the same variables the client reads
+  batchsubmit emulator --v2-offset record --v2-count page --search-lag 5 --v2-race-window 1
+      v2: record offsets, count = this page, new jobs unseen for 5 s, a racy duplicate check
   batchsubmit emulator --state-file /tmp/emu.json --admin
       keep state across restarts; GET /_admin/state, POST /_admin/faults, POST /_admin/reset
 """
@@ -83,7 +100,7 @@ def register(subparsers: Any) -> None:
     """Add the ``emulator`` subcommand to the CLI."""
     parser = subparsers.add_parser(
         "emulator",
-        help="serve a local ModelArts v1 training-job API emulator",
+        help="serve a local ModelArts training-job API emulator (v1 and v2)",
         description=DESCRIPTION,
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -259,14 +276,15 @@ def register(subparsers: Any) -> None:
         action="store_true",
         help="answer the service's own 4xx errors as HTTP 200 with is_success false and the "
         "same body (U6); gateway errors (429, and 401/404 with an APIG/APIGW code) keep "
-        "their status",
+        "their status; v1 only (v2 has no is_success)",
     )
     drift.add_argument(
         "--error-field",
         choices=ERROR_FIELDS,
         default="error_message",
         help="the name of the message in the service's failure body: error_message (current "
-        "create-version page) or error_msg (older pages, the SDK) (U7) (default %(default)s)",
+        "create-version page) or error_msg (older pages, the SDK) (U7); v1 only, v2 answers "
+        "error_msg (default %(default)s)",
     )
     strictness = drift.add_mutually_exclusive_group()
     strictness.add_argument(
@@ -364,8 +382,10 @@ def register(subparsers: Any) -> None:
         type=float,
         default=0.0,
         metavar="P",
-        help="share ending FAILED (11) instead of COMPLETED (10)",
+        help="share ending FAILED (11) instead of COMPLETED (10); v2 jobs end Failed after "
+        "Running",
     )
+    _register_v2(parser)
     parser.add_argument(
         "--log-level",
         choices=("debug", "info", "warning", "error"),
@@ -373,6 +393,75 @@ def register(subparsers: Any) -> None:
         help="stderr log level (default %(default)s)",
     )
     parser.set_defaults(func=run)
+
+
+# The v2 API's switches, one per open point of v2-training-jobs.md section 7:
+# (flag, choices or a type, default, metavar, help).
+_V2_FLAGS: tuple[tuple[str, Any, Any, str | None, str], ...] = (
+    ("--v2-offset", V2_OFFSETS, "page", None,
+     "what search's offset counts, on which the sources disagree (section 7, offset "
+     "semantics): page = a 0-based page index, items [offset*limit, +limit); record = a "
+     "record offset, items [offset, offset+limit)"),
+    ("--v2-count", V2_COUNTS, "matching", None,
+     "what search's count means (section 7, total/count): matching = the jobs matching the "
+     "filters, as the table says; page = the items on this page, as the example reads; total "
+     "is every visible job either way"),
+    ("--v2-default-limit", int, 10, "N",
+     "search's limit when the body gives none, 1..50 (section 7, default limit; a guess)"),
+    ("--v2-limit-range", V2_LIMIT_RANGES, "reject", None,
+     "a limit outside 1..50 (section 7): reject = 400 ModelArts.2816, clamp = served as 1 or 50"),
+    ("--v2-like", V2_LIKES, "contains", None,
+     "how the name filter's like matches (section 7, like matching): a case-sensitive "
+     "substring; or ignoring case; or SQL LIKE, '_' and '%%' wildcards"),
+    ("--v2-name-scope", V2_NAME_SCOPES, "workspace", None,
+     "where metadata.name must be unique (section 7, name-uniqueness scope): per project and "
+     "workspace_id, or per project"),
+    ("--v2-name-case", V2_NAME_CASES, "sensitive", None,
+     "whether the duplicate-name check (400 ModelArts.2751) tells 'Lr' from 'lr' (section 7, "
+     "name comparison)"),
+    ("--v2-name-reuse", V2_NAME_REUSES, "after_delete", None,
+     "when a deleted job's name may be used again (section 7, name reuse after delete): never; "
+     "after_delete = once the delete has finished (--v2-delete-lag); immediately = as soon as "
+     "DELETE is answered"),
+    ("--v2-race-window", float, 0.0, "SECONDS",
+     "two creates of one name less than this apart are both accepted, as a check racing with a "
+     "concurrent create would (section 7, duplicate check vs. concurrent creates); 0 = one "
+     "201, then 2751"),
+    ("--v2-quota", int, None, "N",
+     "active jobs (Creating, Pending, Running, Terminating) before 400 ModelArts.2815 (section "
+     "7, quota; the contract's example is 20; default: no quota)"),
+    ("--v2-delete-lag", float, 60.0, "SECONDS",
+     "how long a deleted job stays visible to search and detail (section 7, delete lag: a few "
+     "of Terraform's 20 s polls)"),
+    ("--search-lag", float, 0.0, "SECONDS",
+     "a new job shows in search and detail only this long after creation (section 7, search "
+     "visibility lag)"),
+    ("--v2-creating-seconds", float, 1.0, "SECONDS",
+     "a v2 job is Creating this long (section 7, phase timeline)"),
+    ("--v2-pending-seconds", float, 1.0, "SECONDS",
+     "then Pending this long (section 7, phase timeline)"),
+    ("--v2-running-seconds", float, 10.0, "SECONDS",
+     "then Running this long (section 7, phase timeline)"),
+    ("--v2-terminating-seconds", float, 1.0, "SECONDS",
+     "a terminated job is Terminating this long, then Terminated"),
+    ("--abnormal-share", float, 0.0, "P",
+     "share of v2 jobs ending Abnormal (CreateFailed) after Creating, beside --failure-share "
+     "ending Failed after Running (section 7, final phase mix; Abnormal is final)"),
+)  # fmt: skip
+
+
+def _register_v2(parser: argparse.ArgumentParser) -> None:
+    """The v2 API's switches: where v2-training-jobs.md is silent (its section 7)."""
+    v2 = parser.add_argument_group(
+        "the v2 API: /v2/{project_id}/training-jobs (shared/spec/v2-training-jobs.md; each "
+        "switch is an open point of its section 7)"
+    )
+    for flag, kind, default, metavar, text in _V2_FLAGS:
+        shown = "" if default is None else " (default %(default)s)"
+        if isinstance(kind, tuple):
+            v2.add_argument(flag, choices=kind, default=default, help=text + shown)
+        else:
+            v2.add_argument(flag, type=kind, default=default, metavar=metavar, help=text + shown)
 
 
 def parse_add_params(text: str) -> tuple[tuple[str, str], ...]:
@@ -407,6 +496,14 @@ _FLAG_FIELDS = {
     "faults_on_lists": "faults_on_lists", "list_lag": "list_lag",
     "init_seconds": "init_seconds", "run_seconds": "run_seconds",
     "failure_share": "failure_share",
+    "v2_offset": "v2_offset", "v2_count": "v2_count", "v2_default_limit": "v2_default_limit",
+    "v2_limit_range": "v2_limit_range", "v2_like": "v2_like", "v2_name_scope": "v2_name_scope",
+    "v2_name_case": "v2_name_case", "v2_name_reuse": "v2_name_reuse",
+    "v2_race_window": "v2_race_window", "v2_quota": "v2_quota",
+    "v2_delete_lag": "v2_delete_lag", "search_lag": "search_lag",
+    "v2_creating_seconds": "v2_creating_seconds", "v2_pending_seconds": "v2_pending_seconds",
+    "v2_running_seconds": "v2_running_seconds",
+    "v2_terminating_seconds": "v2_terminating_seconds", "abnormal_share": "abnormal_share",
 }  # fmt: skip
 
 

@@ -1,9 +1,10 @@
 """The emulator object: state, counters, faults, and the aiohttp application serving them.
 
 Every API request passes one gate, in the gateway's order: authentication, project check,
-throttling, latency; handlers (``api.py``) then inject 500s and ambiguous outcomes. Failures are
-answered in the configured drift (``error_response``: gateway prefix, message field, 4xx as
-200). All randomness comes from one RNG seeded by the config, so a fault run can be replayed.
+throttling, latency; handlers (``api.py`` for v1, ``v2.py`` for v2) then inject 500s and
+ambiguous outcomes. Failures are answered in the configured drift (``error_response``: gateway
+prefix, message field, 4xx as 200); under ``/v2/`` in the v2 shape (``v2_error_response``). All
+randomness comes from one RNG seeded by the config, so a fault run can be replayed.
 """
 
 from __future__ import annotations
@@ -24,6 +25,10 @@ from batchsubmit.emulator.config import EmulatorConfig
 from batchsubmit.emulator.signature import SignatureError, verify
 from batchsubmit.emulator.state import COMPLETED, FAILED, Life, State
 from batchsubmit.emulator.throttle import Throttle
+from batchsubmit.emulator.v2 import V2_COUNTERS, V2Api, v2_error_response
+from batchsubmit.emulator.v2_state import ABNORMAL, JobLife
+from batchsubmit.emulator.v2_state import COMPLETED as V2_COMPLETED
+from batchsubmit.emulator.v2_state import FAILED as V2_FAILED
 from batchsubmit.emulator.validation import Rejection, parse_json_object
 from batchsubmit.events import get_logger
 
@@ -45,6 +50,7 @@ COUNTER_NAMES = (
     "details",
     "stops",
     "deletes",
+    *V2_COUNTERS,
 )
 NOT_FOUND_MSG = "The API does not exist or has not been published in the environment"
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -82,7 +88,8 @@ def error_response(
 
 
 class Emulator:
-    """A stateful fake of the ModelArts v1 training-job API; serve ``.app`` or use run_emulator.
+    """A stateful fake of the ModelArts v1 and v2 training-job APIs; serve ``.app`` or use
+    run_emulator. Ground truth: ``versions()`` (v1) and ``v2_jobs()`` (v2).
 
     ``clock`` (epoch seconds) drives create times, status progression, list lag, the X-Sdk-Date
     window and the token buckets, so tests can step time instead of sleeping.
@@ -134,6 +141,12 @@ class Emulator:
             for _, version in sorted(self.state.versions.items())
             if job_id is None or version.job_id == job_id
         ]
+
+    def v2_jobs(self) -> list[dict[str, Any]]:
+        """Ground truth of the v2 API: every training job ever created (hidden by search lag,
+        deleted, or created by an ambiguous commit too), oldest first, with the body as sent."""
+        now = self.now_ms()
+        return [job.ground_truth(now) for job in self.state.v2.ordered()]
 
     def set_faults(self, **changes: Any) -> EmulatorConfig:
         """Change runtime knobs (faults, throttling, lag, timing); returns the new config."""
@@ -200,6 +213,29 @@ class Emulator:
             outcome=outcome,
         )
 
+    def new_v2_id(self) -> str:
+        """A fresh v2 job id: a UUID (version 4) drawn from the seeded RNG, never one in use."""
+        while True:
+            job_id = str(uuid.UUID(int=self._rng.getrandbits(128), version=4))
+            if job_id not in self.state.v2.by_id:
+                return job_id
+
+    def new_v2_life(self) -> JobLife:
+        """Search lag, phase timeline and final phase of a v2 job being created now."""
+        config = self._config
+        outcome, rest = V2_COMPLETED, 1 - config.failure_share  # shares of all jobs, not of rest
+        if self.roll(config.failure_share):
+            outcome = V2_FAILED
+        elif rest > 0 and self.roll(config.abnormal_share / rest):
+            outcome = ABNORMAL
+        return JobLife(
+            lag_ms=round(config.search_lag * 1000),
+            creating_ms=round(config.v2_creating_seconds * 1000),
+            pending_ms=round(config.v2_pending_seconds * 1000),
+            running_ms=round(config.v2_running_seconds * 1000),
+            outcome=outcome,
+        )
+
     def inject_500(self, request: web.Request, *, create: bool) -> None:
         """Maybe fail before anything happens (creates always eligible, reads if configured)."""
         if (create or self._config.faults_on_lists) and self.roll(self._config.error_500_share):
@@ -241,11 +277,11 @@ class Emulator:
                 self.count("throttled")
             elif rejection.status < 500:
                 self.count("rejected")
-            response = self._error_response(rejection, request_id, admin=admin)
+            response = self._error_response(rejection, request, admin=admin)
             response.headers.update(rejection.headers)
         except web.HTTPException as exc:  # e.g. 413 from aiohttp itself
             response = self._error_response(
-                Rejection(exc.status, "ModelArts.0101", exc.reason), request_id, admin=admin
+                Rejection(exc.status, "ModelArts.0101", exc.reason), request, admin=admin
             )
         except ConnectionResetError:  # the client went away mid-request (killed, timed out)
             log.info("batchsubmit.emulator.client_gone", path=request.path)
@@ -254,16 +290,20 @@ class Emulator:
             log.exception("batchsubmit.emulator.handler_crashed", path=request.path)
             response = self._error_response(
                 Rejection(500, "ModelArts.0010", "internal error (emulator bug)"),
-                request_id,
+                request,
                 admin=admin,
             )
         response.headers["X-Request-Id"] = request_id
         return response
 
     def _error_response(
-        self, rejection: Rejection, request_id: str, *, admin: bool
+        self, rejection: Rejection, request: web.Request, *, admin: bool
     ) -> web.Response:
-        """The API's failure in the configured drift; /_admin answers are never drifted."""
+        """The API's failure in the configured drift; /_admin answers are never drifted, v2
+        answers have the v2 shape (section 6 of v2-training-jobs.md; U6/U7 are v1's)."""
+        request_id = request[REQUEST_ID]
+        if request.path.startswith("/v2/"):
+            return v2_error_response(rejection, request_id)
         if admin:
             return error_response(rejection, request_id)
         return error_response(
@@ -354,6 +394,7 @@ class Emulator:
     def _build_app(self) -> web.Application:
         app = web.Application(middlewares=[self._middleware])
         V1Api(self).register(app.router)
+        V2Api(self).register(app.router)
         if self._config.admin:
             app.router.add_get("/_admin/state", self._admin_state)
             app.router.add_post("/_admin/faults", self._admin_faults)
@@ -398,6 +439,7 @@ class Emulator:
                 "is_success": True,
                 "versions": self.versions(),
                 "jobs": jobs,
+                "v2_jobs": self.v2_jobs(),
                 "counters": self.counters,
                 "config": self._config.public_view(),
             }

@@ -4,7 +4,8 @@ The emulator exists to make a client meet the API's bad days on purpose, so faul
 lag and timing are all settings here rather than code paths; defaults are the good day (open
 auth, no faults, no throttling). The *drift* knobs make it disagree with a literal reading of the
 documentation the way the real service may (shared/spec/real-service-unknowns.md: U1..U9 for the
-v1 API, G1..G5 for the gateway); by default it echoes what was sent, byte for byte. Fields
+v1 API, G1..G5 for the gateway); by default it echoes what was sent, byte for byte. The v2 knobs
+(:data:`V2_KNOBS`) answer the points v2-training-jobs.md leaves open (its section 7). Fields
 listed in :data:`RUNTIME_KNOBS` may be changed while the server runs (``Emulator.set_faults``,
 ``POST /_admin/faults``); the rest fix the server's identity. ``jobs`` seeds a fresh state only:
 an existing ``state_file`` is loaded instead.
@@ -28,6 +29,16 @@ from batchsubmit.emulator.constants import (
     PolicyPeriod,
 )
 from batchsubmit.emulator.throttle import Policy
+from batchsubmit.emulator.v2_constants import (
+    V2_MAX_LIMIT,
+    V2Count,
+    V2Like,
+    V2LimitRange,
+    V2NameCase,
+    V2NameReuse,
+    V2NameScope,
+    V2Offset,
+)
 
 __all__ = ["AMBIGUOUS_KINDS", "DEFAULT_PROJECT_ID", "RUNTIME_KNOBS", "EmulatorConfig"]
 AmbiguousKind = Literal["500", "reset", "stall"]
@@ -115,7 +126,46 @@ class EmulatorConfig(BaseModel):
     # --- runtime knobs: simulated job life ---------------------------------------------------
     init_seconds: float = Field(default=2.0, ge=0)
     run_seconds: float = Field(default=10.0, ge=0)
-    failure_share: float = Field(default=0.0, ge=0, le=1)
+    failure_share: float = Field(
+        default=0.0, ge=0, le=1, description="v1 ends FAILED, v2 ends Failed after Running"
+    )
+
+    # --- runtime knobs: the v2 API (v2-training-jobs.md, section 7: where the docs are silent) --
+    search_lag: float = Field(
+        default=0.0, ge=0, description="seconds before a new v2 job shows in search and detail"
+    )
+    v2_offset: V2Offset = Field(default="page", description="search offset: page index or record")
+    v2_count: V2Count = Field(
+        default="matching", description="search count: jobs matching the filters, or on this page"
+    )
+    v2_default_limit: int = Field(default=10, ge=1, le=V2_MAX_LIMIT)
+    v2_limit_range: V2LimitRange = Field(
+        default="reject", description="a limit outside 1..50: 400 ModelArts.2816, or clamped"
+    )
+    v2_like: V2Like = Field(default="contains", description="how the name filter's like matches")
+    v2_name_scope: V2NameScope = Field(default="workspace", description="where names are unique")
+    v2_name_case: V2NameCase = Field(default="sensitive", description="duplicate-name comparison")
+    v2_name_reuse: V2NameReuse = Field(
+        default="after_delete", description="when a deleted job's name may be used again"
+    )
+    v2_race_window: float = Field(
+        default=0.0,
+        ge=0,
+        description="creates of one name less than this many seconds apart are both accepted",
+    )
+    v2_quota: int | None = Field(
+        default=None, ge=1, description="active v2 jobs before 400 ModelArts.2815; None = no quota"
+    )
+    v2_delete_lag: float = Field(
+        default=60.0, ge=0, description="seconds a deleted v2 job stays visible"
+    )
+    v2_creating_seconds: float = Field(default=1.0, ge=0)
+    v2_pending_seconds: float = Field(default=1.0, ge=0)
+    v2_running_seconds: float = Field(default=10.0, ge=0)
+    v2_terminating_seconds: float = Field(default=1.0, ge=0)
+    abnormal_share: float = Field(
+        default=0.0, ge=0, le=1, description="v2 jobs ending Abnormal (CreateFailed) after Creating"
+    )
 
     @model_validator(mode="after")
     def _check_consistency(self) -> EmulatorConfig:
@@ -134,6 +184,8 @@ class EmulatorConfig(BaseModel):
         labels = [label for label, _ in self.add_params]
         if any(not label for label in labels) or len(set(labels)) != len(labels):
             raise ValueError("add_params: each label must be non-empty and given once")
+        if self.failure_share + self.abnormal_share > 1:
+            raise ValueError("failure_share + abnormal_share must not exceed 1")
         return self
 
     @property
@@ -219,6 +271,29 @@ DRIFT_KNOBS: frozenset[str] = frozenset(
 )
 
 
+V2_KNOBS: frozenset[str] = frozenset(
+    {
+        "search_lag",
+        "v2_offset",
+        "v2_count",
+        "v2_default_limit",
+        "v2_limit_range",
+        "v2_like",
+        "v2_name_scope",
+        "v2_name_case",
+        "v2_name_reuse",
+        "v2_race_window",
+        "v2_quota",
+        "v2_delete_lag",
+        "v2_creating_seconds",
+        "v2_pending_seconds",
+        "v2_running_seconds",
+        "v2_terminating_seconds",
+        "abnormal_share",
+    }
+)
+
+
 RUNTIME_KNOBS: frozenset[str] = frozenset(
     {
         "max_versions_per_job",
@@ -237,6 +312,7 @@ RUNTIME_KNOBS: frozenset[str] = frozenset(
         "init_seconds",
         "run_seconds",
         "failure_share",
+        *V2_KNOBS,
         *DRIFT_KNOBS,
     }
 )

@@ -15,6 +15,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from batchsubmit.emulator.v2_state import V2Jobs
+
 INIT, RUNNING, COMPLETED, FAILED, KILLED = 1, 8, 10, 11, 12
 STATE_FORMAT = "batchsubmit-emulator-state/1"
 ENGINES = {
@@ -168,6 +170,7 @@ class State:
     def __init__(self) -> None:
         self.jobs: dict[int, Job] = {}
         self.versions: dict[int, Version] = {}
+        self.v2 = V2Jobs()  # the v2 API's training jobs (v2_state.py)
         self.next_id = 1
         self.revision = 0  # bumped on every change; the saver compares it with the saved one
 
@@ -276,11 +279,15 @@ class State:
             "next_id": self.next_id,
             "jobs": [asdict(job) for job in self.jobs.values()],
             "versions": [asdict(version) for version in self.versions.values()],
+            "v2_jobs": self.v2.to_json(),
         }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> State:
-        """The inverse of :meth:`to_json`; ValueError on a file of another format."""
+        """The inverse of :meth:`to_json`; ValueError on a file of another format.
+
+        ``v2_jobs`` is optional: a file written before the v2 API existed loads with none.
+        """
         if data.get("format") != STATE_FORMAT:
             raise ValueError(f"not an emulator state file (format {data.get('format')!r})")
         state = cls()
@@ -291,6 +298,7 @@ class State:
         for raw in data["versions"]:
             version = Version(**raw)
             state.versions[version.version_id] = version
+        state.v2 = V2Jobs.from_json(data.get("v2_jobs", []))
         return state
 
     def save(self, path: Path) -> None:
