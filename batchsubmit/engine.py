@@ -64,6 +64,8 @@ class EngineStats:
     unresolved: int = 0  # outcome still unknown (left pending for the next run)
     in_flight: int = 0
     retrying: int = 0  # points waiting for their next attempt
+    retries: int = 0  # requests of this run that were a point's second (or later) attempt
+    sending_s: float = 0.0  # seconds since this run's first request (0 before it)
     requests: int = 0
     throttled: int = 0
     rate: float = 0.0
@@ -76,17 +78,17 @@ class EngineStats:
 class _Counters:
     """Live counters, bumped on the hot path; :class:`EngineStats` is their frozen snapshot."""
 
-    __slots__ = ("failed", "in_flight", "reconciled", "requests", "retrying", "skipped",
+    __slots__ = ("failed", "in_flight", "reconciled", "requests", "retries", "retrying", "skipped",
                  "succeeded", "total", "unresolved")
 
     def __init__(self) -> None:
         self.total = self.skipped = self.succeeded = self.failed = self.reconciled = 0
-        self.unresolved = self.in_flight = self.retrying = self.requests = 0
+        self.unresolved = self.in_flight = self.retrying = self.requests = self.retries = 0
 
-    def snapshot(self, *, throttled: int, rate: float) -> EngineStats:
+    def snapshot(self, *, throttled: int, rate: float, sending_s: float) -> EngineStats:
         return EngineStats(
             **{name: getattr(self, name) for name in self.__slots__},
-            throttled=throttled, rate=rate,
+            throttled=throttled, rate=rate, sending_s=sending_s,
         )
 
 
@@ -126,6 +128,7 @@ class Engine:
         self.halt_reason: str | None = None
         self.interrupted = False
         self._on_server: Mapping[int, PointListing] = {}
+        self._first_send: float | None = None
 
     def __repr__(self) -> str:
         s = self.stats
@@ -136,7 +139,11 @@ class Engine:
 
     @property
     def stats(self) -> EngineStats:
-        return self._counters.snapshot(throttled=self._limiter.throttles, rate=self._limiter.rate)
+        first = self._first_send
+        return self._counters.snapshot(
+            throttled=self._limiter.throttles, rate=self._limiter.rate,
+            sending_s=0.0 if first is None else self._clock() - first,
+        )
 
     @property
     def stopping(self) -> bool:
@@ -220,6 +227,8 @@ class Engine:
                 # waits the settle interval before concluding that a pending point's version
                 # does not exist (a Retry-After pause in between would cut that wait short).
                 sent_at = await self._limiter.acquire()
+                if self._first_send is None:
+                    self._first_send = sent_at
                 if self._stop.is_set():
                     return
                 await self._ledger.write(
@@ -231,6 +240,7 @@ class Engine:
                 counters = self._counters
                 counters.in_flight += 1
                 counters.requests += 1
+                counters.retries += attempt_in_run > 1
                 try:
                     reply = await self._api.create(job_id, point)
                 except BatchSubmitError as exc:

@@ -40,13 +40,15 @@ log = structlog.get_logger("batchsubmit.run")
 # --- a run's progress ----------------------------------------------------------------------------
 
 
-def _fields(s: EngineStats) -> dict[str, Any]:
+def _fields(s: EngineStats, elapsed: float) -> dict[str, Any]:
+    """The bar's numbers, the summary's quantities: totals of this run, achieved points/s."""
+    outcomes = s.succeeded + s.failed
     return {
         "ok": s.succeeded,
         "failed": s.failed,
-        "retrying": s.retrying,
+        "retries": s.retries,
         "throttled": s.throttled,
-        "rate": f"{s.rate:.1f}/s",
+        "rate": f"{outcomes / elapsed:.1f}" if elapsed > 0 and outcomes else "-",
     }
 
 
@@ -75,8 +77,8 @@ class ProgressView:
             MofNCompleteColumn(),
             TextColumn(
                 "[green]{task.fields[ok]} ok[/] [red]{task.fields[failed]} failed[/] "
-                "[yellow]{task.fields[retrying]} retrying[/] {task.fields[throttled]} throttled "
-                "[cyan]{task.fields[rate]}[/]"
+                "[yellow]{task.fields[retries]} retries[/] {task.fields[throttled]} throttled "
+                "[cyan]{task.fields[rate]} points/s[/]"
             ),
             TimeElapsedColumn(),
             TextColumn("ETA"),
@@ -90,19 +92,20 @@ class ProgressView:
     def update(self, s: EngineStats) -> None:
         if self._quiet:
             return
+        now = monotonic()
+        fields = _fields(s, s.sending_s)  # the summary's rate counts from the first send too
         progress = self._progress
         if progress is None:
-            now = monotonic()
             if now - self._logged >= self._interval:
                 self._logged = now
                 log.info(
                     "batchsubmit.run.progress", done=s.done, total=s.total,
-                    elapsed_s=round(now - self._started, 1), **_fields(s),
+                    elapsed_s=round(now - self._started, 1), **fields,
                 )
             return
         if self._task is None:
-            self._task = progress.add_task("submitting", total=s.total, **_fields(s))
-        progress.update(self._task, completed=s.done, total=s.total, **_fields(s))
+            self._task = progress.add_task("submitting", total=s.total, **fields)
+        progress.update(self._task, completed=s.done, total=s.total, **fields)
 
 
 # --- a ledger's summary --------------------------------------------------------------------------

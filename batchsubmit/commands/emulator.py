@@ -565,10 +565,10 @@ def _jobs(items: list[str]) -> dict[int, int]:
 def connect_hint(config: EmulatorConfig, url: str) -> str:
     """What to type to point a run at this emulator (for stderr; names no secret)."""
     if config.auth == "open":
-        env = "MODELARTS_TOKEN=any "
+        env = ""
         who = (
-            "auth is open, but `batchsubmit run` against a URL still wants a credential in its\n"
-            "  environment: any MODELARTS_TOKEN (or any HUAWEICLOUD_SDK_AK/_SK pair) is accepted."
+            "auth is open: no credentials are needed on 127.0.0.1 (any that are set are "
+            "accepted too)."
         )
     elif config.auth == "token":
         env = ""
