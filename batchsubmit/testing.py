@@ -123,6 +123,10 @@ class Emulator:
         """Ground truth: every version ever created (hidden by lag or deleted too), by id."""
         return self._call(self._serving.versions, job_id)
 
+    def v2_jobs(self) -> list[dict[str, Any]]:
+        """Ground truth of the v2 API: every training job ever created, oldest first."""
+        return self._call(self._serving.v2_jobs)
+
     @property
     def counters(self) -> dict[str, int]:
         """Requests by kind: ``creates`` (versions really created), ``ambiguous``, ..."""
