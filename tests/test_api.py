@@ -228,3 +228,22 @@ def test_a_dict_spec_must_hold_json_values() -> None:
     """A value JSON cannot hold (a set, an object) is refused with a SpecError, not a crash."""
     with pytest.raises(bs.SpecError, match="JSON values only"):
         bs.SweepSpec.from_dict({"name": "x", "grid": {"lr": {1, 2}}})
+
+
+def test_the_test_double_shows_the_v2_ground_truth() -> None:
+    """bs.testing.Emulator serves the v2 API too, and v2_jobs() is its ground truth."""
+    import urllib.request
+
+    from tests.test_emulator_v2 import V2_EXAMPLE
+
+    with bs.testing.Emulator(project_id=PROJECT) as emu:
+        assert emu.v2_jobs() == []
+        request = urllib.request.Request(
+            f"{emu.url}/v2/{PROJECT}/training-jobs", data=json.dumps(V2_EXAMPLE).encode(),
+            headers={"Content-Type": "application/json"}, method="POST",
+        )
+        with urllib.request.urlopen(request, timeout=10) as reply:
+            created = json.loads(reply.read())
+        (job,) = emu.v2_jobs()
+    assert job["id"] == created["metadata"]["id"]
+    assert job["name"] == V2_EXAMPLE["metadata"]["name"]
