@@ -38,7 +38,7 @@ from batchsubmit import ledger as records
 from batchsubmit.auth import ENV_PROJECT_ID, Credentials, NoCredentials, credentials_from_env
 from batchsubmit.client import ModelArtsClient
 from batchsubmit.engine import Engine, EngineStats, Item
-from batchsubmit.errors import BatchSubmitError, SpecError, UsageError
+from batchsubmit.errors import BatchSubmitError, UsageError
 from batchsubmit.events import get_logger
 from batchsubmit.ledger import LedgerState, LedgerWriter, read_ledger
 from batchsubmit.limiter import AdaptiveRateLimiter
@@ -48,12 +48,11 @@ from batchsubmit.sweep import (
     Point,
     SweepSpec,
     bind,
-    count_points,
     iter_points,
     preflight,
     rebase,
 )
-from batchsubmit.sweep.expand import MAX_POINTS
+from batchsubmit.sweep.expand import sendable_points
 from batchsubmit.target import PointListing, Target
 from batchsubmit.v1 import V1Target
 
@@ -231,12 +230,7 @@ def bind_jobs(spec: SweepSpec, job_ids: tuple[int, ...]) -> list[JobSweep]:
 
 
 def _job(bound: SweepSpec, job_id: int, jobs: int) -> JobSweep:
-    points = count_points(bound)
-    if points > MAX_POINTS:  # a grid may be bigger than anything worth sending
-        raise SpecError(
-            f"the sweep has {points:,} points, more than the {MAX_POINTS:,} a run may send: "
-            "split it, or narrow the grid", path=str(bound.path),
-        )
+    sendable_points(bound)  # refused before preflight could run for ever
     total = preflight(bound)  # every body valid before anything is sent
     return JobSweep(job_id, bound, f"{job_id}:" if jobs > 1 else "", total)
 

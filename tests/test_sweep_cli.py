@@ -217,3 +217,21 @@ def test_expand_endpoint_previews_the_merge_on_the_servers_version(
     assert f'"pre_version_id": {latest}' in out and '"app_url": "/bkt/job10/code/"' in out
     assert '"dataset_version_id": "2ff0d6ba-c480-45ae-be41-09a8369bfc90"' in out
     assert "all valid" in out
+
+
+@pytest.mark.parametrize("flags", [["--count"], ["--limit", "1"], ["--json", "--limit", "1"]])
+def test_expand_refuses_what_run_refuses(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], flags: list[str]
+) -> None:
+    """A sweep over the 10,000,000 points a run may send: expand exits 2 at once, as run does,
+    instead of counting it or preflighting it for ever."""
+    spec = json.loads(json.dumps(body_with()))  # the contract's example body as the base
+    path = tmp_path / "big.json"
+    path.write_text(json.dumps({
+        "name": "big", "target": {"endpoint": "emulator", "job_id": 10},
+        "base": {"config": {**spec["config"], "train_url": "/b/o/{key}/"}},
+        "grid": {"a": list(range(4000)), "b": list(range(3000))},
+    }))
+    code, out, err = cli(["expand", str(path), *flags], capsys)
+    assert code == 2 and out == ""
+    assert "12,000,000 points, more than the 10,000,000 a run may send" in err

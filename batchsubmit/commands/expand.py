@@ -238,13 +238,15 @@ def fetch_version(spec: SweepSpec, job: int, args: argparse.Namespace) -> dict[s
 
 def run(args: argparse.Namespace) -> int:
     """Load, check and print; SpecError propagates to the CLI, which exits 2."""
-    from batchsubmit.sweep import count_points, load_spec, preflight
+    from batchsubmit.sweep import load_spec, preflight
+    from batchsubmit.sweep.expand import sendable_points
 
     loaded = load_spec(args.spec)
     spec, jobs, notes = prepare(loaded, args)
+    points = sendable_points(spec)  # the bound `run` applies: refused here too, at once
     if args.count:
         _notes(notes, to_stderr=True)
-        print(count_points(spec) * jobs)
+        print(points * jobs)
         return 0
     total = preflight(spec)
     try:

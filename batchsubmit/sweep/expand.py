@@ -46,7 +46,15 @@ class Planned(Protocol):
     @property
     def plan(self) -> Plan: ...
 
-__all__ = ["MAX_POINTS", "Point", "check_size", "count_points", "iter_points", "point_key"]
+__all__ = [
+    "MAX_POINTS",
+    "Point",
+    "check_size",
+    "count_points",
+    "iter_points",
+    "point_key",
+    "sendable_points",
+]
 
 # The most points a random search may have (see check_size): ten million is far beyond any sweep
 # one submits, and small enough that drawing them all (to count, expand or preflight) ends in
@@ -394,6 +402,18 @@ def _drawn_points(plan: Plan) -> int:
     sizes = [len(axis.rows) for axis in plan.axes]
     cells = math.prod(sizes) - _union_size(plan.boxes, sizes)
     return cells if plan.random is None else cells * plan.random.samples
+
+
+def sendable_points(spec: Planned | Plan) -> int:
+    """The number of points, or SpecError when it is more than a run may send
+    (:data:`MAX_POINTS`): ``run`` and ``expand`` refuse the same sweeps."""
+    points = count_points(spec)
+    if points > MAX_POINTS:  # a grid may be bigger than anything worth sending
+        raise SpecError(
+            f"the sweep has {points:,} points, more than the {MAX_POINTS:,} a run may send: "
+            "split it, or narrow the grid", path=plan_of(spec).where,
+        )
+    return points
 
 
 def check_size(plan: Plan) -> None:
