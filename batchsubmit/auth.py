@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import os
 import re
 from abc import ABC, abstractmethod
@@ -40,6 +41,7 @@ __all__ = [
     "TokenCredentials",
     "canonical_query",
     "canonical_request",
+    "credentials_for",
     "credentials_from_env",
     "format_sdk_date",
     "host_header",
@@ -416,6 +418,24 @@ def _build(
         where = sources.get(str(error["loc"][0]), "credentials")
         reason = error["msg"].removeprefix("Value error, ")
         raise UsageError(f"{where} is unusable: {reason}") from None
+
+
+def credentials_for(
+    endpoint: str, env: Mapping[str, str] | None = None, *, project_id: str | None = None
+) -> Credentials:
+    """The environment's credentials for ``endpoint``; on this machine (127.0.0.0/8, ::1,
+    localhost: a local emulator, which may be open) none is needed, elsewhere one is."""
+    return credentials_from_env(env, project_id=project_id, required=not _loopback(endpoint))
+
+
+def _loopback(endpoint: str) -> bool:
+    host = urlsplit(endpoint.strip()).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _clean(value: str | SecretStr | None) -> str | None:

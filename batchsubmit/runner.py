@@ -21,7 +21,6 @@ and ``api.py`` do those).
 from __future__ import annotations
 
 import contextlib
-import ipaddress
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
@@ -29,13 +28,12 @@ from functools import partial
 from pathlib import Path
 from time import monotonic
 from typing import Any
-from urllib.parse import urlsplit
 
 import anyio
 
 from batchsubmit import bounds
 from batchsubmit import ledger as records
-from batchsubmit.auth import ENV_PROJECT_ID, Credentials, NoCredentials, credentials_from_env
+from batchsubmit.auth import ENV_PROJECT_ID, Credentials, NoCredentials, credentials_for
 from batchsubmit.client import ModelArtsClient
 from batchsubmit.engine import Engine, EngineStats, Item
 from batchsubmit.errors import BatchSubmitError, UsageError
@@ -266,17 +264,6 @@ def _pending_age(state: LedgerState, now: datetime) -> float | None:
     return max(0.0, (now - written).total_seconds())
 
 
-def _loopback(endpoint: str) -> bool:
-    """An endpoint on this machine (127.0.0.0/8, ::1, localhost): a local emulator, say."""
-    host = urlsplit(endpoint.strip()).hostname or ""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 @contextlib.asynccontextmanager
 async def _endpoint(
     plan: RunPlan, env: Mapping[str, str], credentials: Credentials | None
@@ -285,10 +272,8 @@ async def _endpoint(
     the credentials given, else those of the environment."""
     settings = plan.settings
     if settings.endpoint != "emulator":
-        if credentials is None:  # a local emulator (loopback) may be open: none needed then
-            credentials = credentials_from_env(
-                env, project_id=settings.project_id, required=not _loopback(settings.endpoint)
-            )
+        if credentials is None:
+            credentials = credentials_for(settings.endpoint, env, project_id=settings.project_id)
         yield settings.endpoint, credentials
         return
     from batchsubmit.emulator import EmulatorConfig, run_emulator

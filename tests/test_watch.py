@@ -580,3 +580,18 @@ async def test_ctrl_c_stops_the_watch_with_130(long_run: tuple[Emulator, Path]) 
             code = await process.wait()
     assert code == 130
     assert {r["status_name"] for r in status_lines(path)} == {"RUNNING"}
+
+
+def test_watch_quiet_draws_nothing_and_ends_with_the_verdict(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--quiet: no table and no info lines; every version already ended COMPLETED, so exit 0
+    with the one-line verdict."""
+    path = tmp_path / "s.jsonl"
+    path.write_bytes(
+        encode(started(total=1)) + encode(ok("a", 21)) + encode(seen("a", 21, COMPLETED))
+    )
+    assert main(["watch", str(path), "--quiet", "--interval", "1"]) == 0
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.strip() == "batchsubmit: 1 versions: 1 COMPLETED"

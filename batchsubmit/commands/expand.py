@@ -217,7 +217,7 @@ def fetch_version(spec: SweepSpec, job: int, args: argparse.Namespace) -> dict[s
     """The detail of the version a run would build ``job``'s versions on, from ``--endpoint``."""
     import anyio
 
-    from batchsubmit.auth import credentials_from_env
+    from batchsubmit.auth import credentials_for
     from batchsubmit.runner import DEFAULT_RATE, fetch_base, project_id_for
 
     if args.endpoint == "emulator":
@@ -226,7 +226,7 @@ def fetch_version(spec: SweepSpec, job: int, args: argparse.Namespace) -> dict[s
             "start `batchsubmit emulator` and pass its URL, or preview offline with --from-file"
         )
     project_id = project_id_for(spec, args.project_id, os.environ)
-    credentials = credentials_from_env(os.environ, project_id=project_id)
+    credentials = credentials_for(args.endpoint, os.environ, project_id=project_id)
     return anyio.run(
         lambda: fetch_base(
             spec, job, endpoint=args.endpoint, credentials=credentials,

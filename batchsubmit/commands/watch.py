@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import logging
 import os
 import signal
 import sys
@@ -77,6 +78,10 @@ def register(subparsers: Any) -> None:
         help="ceiling in requests/s (default: the run's rate, else 5); lowered on throttling",
     )  # fmt: skip
     parser.add_argument(
+        "--quiet", action="store_true",
+        help="no live table; log warnings and errors only (as `run --quiet`)",
+    )  # fmt: skip
+    parser.add_argument(
         "--log-format", choices=("console", "json"), default="console",
         help="format of log events on stderr (default console)",
     )  # fmt: skip
@@ -90,10 +95,11 @@ def run(args: argparse.Namespace) -> int:
 
     from batchsubmit.logs import logging_for_command
 
+    level = logging.WARNING if args.quiet else logging.INFO
     try:
-        with logging_for_command(fmt=args.log_format, log_file=args.log_file):
+        with logging_for_command(fmt=args.log_format, level=level, log_file=args.log_file):
             plan = _plan(args, os.environ)
-            result = anyio.run(_watch, plan, backend="asyncio")
+            result = anyio.run(_watch, plan, args.quiet, backend="asyncio")
     except KeyboardInterrupt:
         result = None
     if result is None:
@@ -123,7 +129,7 @@ class _Plan:
 
 
 def _plan(args: argparse.Namespace, env: Mapping[str, str]) -> _Plan:
-    from batchsubmit.auth import NoCredentials, credentials_from_env
+    from batchsubmit.auth import NoCredentials, credentials_for
     from batchsubmit.ledger import read_ledger
     from batchsubmit.watch import job_ids_of
 
@@ -157,7 +163,7 @@ def _plan(args: argparse.Namespace, env: Mapping[str, str]) -> _Plan:
             )
         credentials: Credentials = NoCredentials(project_id=project_id)
     else:
-        credentials = credentials_from_env(env, project_id=project_id)
+        credentials = credentials_for(endpoint, env, project_id=project_id)
     return _Plan(
         ledger=path, endpoint=endpoint, project_id=project_id, job_ids=job_ids_of(state),
         rate=float(args.rate or settings.rate or DEFAULT_RATE), interval=args.interval,
@@ -166,7 +172,7 @@ def _plan(args: argparse.Namespace, env: Mapping[str, str]) -> _Plan:
     )  # fmt: skip
 
 
-async def _watch(plan: _Plan) -> WatchResult | None:
+async def _watch(plan: _Plan, quiet: bool = False) -> WatchResult | None:
     """The watch, drawn on stderr; None when interrupted."""
     import anyio
     from rich.console import Console
@@ -185,7 +191,8 @@ async def _watch(plan: _Plan) -> WatchResult | None:
         client = await stack.enter_async_context(
             ModelArtsClient(url, plan.credentials, read_timeout=plan.timeout)
         )
-        view = BoardView(Console(stderr=True), sweep=read_ledger(plan.ledger, slim=True).sweep)
+        console = None if quiet else Console(stderr=True)
+        view = BoardView(console, sweep=read_ledger(plan.ledger, slim=True).sweep)
         async with anyio.create_task_group() as tg:
             tg.start_soon(_on_signal, tg.cancel_scope)
             with view.shown():
