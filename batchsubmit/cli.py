@@ -19,7 +19,7 @@ from batchsubmit import __version__
 from batchsubmit.commands import ExitCode
 from batchsubmit.errors import BatchSubmitError, TransportError
 
-COMMANDS = ("expand", "run", "status", "watch", "report", "emulator")
+COMMANDS = ("expand", "run", "status", "watch", "stop", "delete", "report", "emulator")
 
 DESCRIPTION = """\
 Submit hyperparameter sweeps to a ModelArts training job, fast and exactly once.

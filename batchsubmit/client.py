@@ -253,6 +253,16 @@ class ModelArtsClient:
         payload = await self._read(f"training-jobs/{job_id}/versions/{version_id}")
         return self._parse(VersionDetail, payload, may_have_created=False)
 
+    async def stop_version(self, job_id: int, version_id: int) -> None:
+        """Stop one version (``POST .../versions/{version_id}/stop``, answered ``{}``).
+
+        Safe to send again: stopping a version that has ended changes nothing (or is refused)."""
+        await self._send("POST", f"training-jobs/{job_id}/versions/{version_id}/stop")
+
+    async def delete_version(self, job_id: int, version_id: int) -> None:
+        """Delete one version (``DELETE .../versions/{version_id}``, answered ``{}``)."""
+        await self._send("DELETE", f"training-jobs/{job_id}/versions/{version_id}")
+
     async def _read(self, path: str, *, query: Mapping[str, str | int] | None = None) -> Any:
         limiter = self._read_limiter
         if limiter is None:

@@ -1,7 +1,8 @@
 """The seam between the engine and an API: what submitting needs of a server, whatever it speaks.
 
 The engine, the reconciler and the run talk to a :class:`Target` only: create a point, list the
-points a job has on the server (:class:`PointListing`, complete or an error), and that is all.
+points a job has on the server (:class:`PointListing`, complete or an error); ``batchsubmit stop``
+and ``delete`` (:mod:`batchsubmit.stopping`) stop or delete an object the ledger recorded.
 The v1 API (versions of one training job) is one implementation (:mod:`batchsubmit.v1`); another
 API plugs in beside it without touching the engine.
 """
@@ -52,4 +53,12 @@ class Target(Protocol):
 
     async def listing(self, job_id: int, started_at: float) -> PointListing:
         """A complete listing of the job, begun at ``started_at``; an error if incomplete."""
+        ...
+
+    async def stop(self, job_id: int, id: int) -> None:
+        """Stop the object ``id`` of the job (its training is killed); an APIError if refused."""
+        ...
+
+    async def delete(self, job_id: int, id: int) -> None:
+        """Delete the object ``id`` of the job for good; an APIError if refused."""
         ...

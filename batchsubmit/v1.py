@@ -83,7 +83,7 @@ def _age(version: Version) -> tuple[int, int]:
 
 
 class V1Target:
-    """Create versions of training jobs and list them, through one client."""
+    """Create versions of training jobs, list, stop and delete them, through one client."""
 
     def __init__(self, client: ModelArtsClient) -> None:
         self.client = client
@@ -97,6 +97,12 @@ class V1Target:
 
     async def listing(self, job_id: int, started_at: float) -> Listing:
         return Listing.build(started_at, await self.versions(job_id))
+
+    async def stop(self, job_id: int, id: int) -> None:
+        await self.client.stop_version(job_id, id)
+
+    async def delete(self, job_id: int, id: int) -> None:
+        await self.client.delete_version(job_id, id)
 
     async def versions(self, job_id: int) -> list[Version]:
         """Every version of the job (a complete walk, else IncompleteListingError)."""

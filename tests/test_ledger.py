@@ -71,7 +71,8 @@ def lines(*records: dict[str, Any]) -> list[bytes]:
 
 
 def test_record_fields_are_the_published_contract() -> None:
-    """The field names and order are exactly those issues 4 and 5 promise to outside scripts."""
+    """The field names and order are exactly those issues 4, 5 and 13 promise to outside
+    scripts."""
     assert dict(ledger.RECORD_FIELDS) == {
         "run_started": ("sweep", "spec_sha256", "total", "settings"),
         "submitted": ("key", "index", "attempt", "train_url"),
@@ -85,6 +86,8 @@ def test_record_fields_are_the_published_contract() -> None:
         ),
         "run_finished": ("counts", "interrupted"),
         "status": ("key", "version_id", "status", "status_name", "duration_ms"),
+        "stopped": ("key", "version_id", "job_id"),
+        "deleted": ("key", "version_id", "job_id"),
     }  # fmt: skip
 
 
@@ -303,7 +306,7 @@ def _set(name: str, value: object) -> Callable[[dict[str, Any]], None]:
 @pytest.mark.parametrize(
     ("damage", "message"),
     [
-        (_set("event", "deleted"), "unknown event 'deleted'"),
+        (_set("event", "erased"), "unknown event 'erased'"),
         (_drop("event"), "unknown event None"),
         (_drop("attempts"), "succeeded record without 'attempts'"),
         (_drop("ts"), "succeeded record without 'ts'"),

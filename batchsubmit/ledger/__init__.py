@@ -10,9 +10,13 @@ Scripts outside this repository read it, so the record shapes are a contract (is
      "attempts", "parameter", "ts"}   (parameter: added later; older ledgers lack it)
     {"event": "run_finished", "counts", "interrupted", "halted", "ts"}   (halted: added later)
     {"event": "status", "key", "version_id", "status", "status_name", "duration_ms", "ts"}
+    {"event": "stopped", "key", "version_id", "job_id", "ts"}
+    {"event": "deleted", "key", "version_id", "job_id", "ts"}
 
 A ``status`` line (issue 5) is written by ``batchsubmit watch`` when a created version's training
-status changes; it belongs to no run, so it leaves the runs' spans and times alone.
+status changes; it belongs to no run, so it leaves the runs' spans and times alone. So do the
+``stopped`` and ``deleted`` lines (issue 13) that ``batchsubmit stop --yes`` and ``delete --yes``
+write when the server accepted the stop (or deletion) of a point's version: a re-run skips those.
 
 The pure core builds records (:func:`run_started` ... :func:`run_finished`) and encodes them
 (``records.py``), and folds a ledger into a :class:`LedgerState` (:func:`fold`,
@@ -31,11 +35,13 @@ from batchsubmit.ledger.records import (
     RECORD_EXTRAS,
     RECORD_FIELDS,
     check_record,
+    deleted,
     encode,
     failed,
     run_finished,
     run_started,
     status,
+    stopped,
     submitted,
     succeeded,
     timestamp,
@@ -52,6 +58,7 @@ __all__ = [
     "RunSpan",
     "StatusEntry",
     "check_record",
+    "deleted",
     "encode",
     "failed",
     "fold",
@@ -59,6 +66,7 @@ __all__ = [
     "run_finished",
     "run_started",
     "status",
+    "stopped",
     "submitted",
     "succeeded",
     "timestamp",

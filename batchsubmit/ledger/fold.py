@@ -57,6 +57,8 @@ class LedgerState:
     attempts: dict[str, int] = field(default_factory=dict)  # key -> highest attempt seen
     statuses: dict[str, StatusEntry] = field(default_factory=dict)  # key -> its last status line
     last_status_ts: str | None = None  # ts of the last status line
+    stopped: dict[str, int] = field(default_factory=dict)  # key -> version_id of its last stopped
+    deleted: dict[str, int] = field(default_factory=dict)  # key -> version_id of its last deleted
     torn_line: bool = False  # a torn line (crash mid-write) was ignored
     lines: int = 0  # lines read
     first_ts: str | None = None
@@ -98,6 +100,21 @@ class LedgerState:
 
     def _settled(self, event: str) -> set[str]:
         return {k for k, r in self.outcomes.items() if r["event"] == event} - self.pending.keys()
+
+    def was_stopped(self, key: str) -> bool:
+        """A ``stopped`` line names the key's *current* version (not one since re-sent)."""
+        return self._current(key, self.stopped.get(key))
+
+    def was_deleted(self, key: str) -> bool:
+        """A ``deleted`` line names the key's *current* version (not one since re-sent)."""
+        return self._current(key, self.deleted.get(key))
+
+    def _current(self, key: str, version_id: int | None) -> bool:
+        outcome = self.outcomes.get(key)
+        return (
+            version_id is not None and outcome is not None and outcome["event"] == "succeeded"
+            and outcome["version_id"] == version_id and key not in self.pending
+        )  # fmt: skip
 
     def training_status(self, key: str) -> StatusEntry | None:
         """The last status seen of the key's *current* version (None: not watched, or resent)."""
@@ -162,6 +179,10 @@ class _Folder:
                 record["duration_ms"],
             )  # fmt: skip
             state.last_status_ts = ts
+            return
+        if event in ("stopped", "deleted"):  # no run's line either (batchsubmit stop / delete)
+            acted = state.stopped if event == "stopped" else state.deleted
+            acted[record["key"]] = record["version_id"]
             return
         if event == "run_started":
             if state.sweep is None:

@@ -24,6 +24,8 @@ RECORD_FIELDS: Final[Mapping[str, tuple[str, ...]]] = {
     ),
     "run_finished": ("counts", "interrupted"),
     "status": ("key", "version_id", "status", "status_name", "duration_ms"),
+    "stopped": ("key", "version_id", "job_id"),
+    "deleted": ("key", "version_id", "job_id"),
 }  # fmt: skip
 
 #: Fields added later, written after the contract's own (before "ts"); a reader must not need
@@ -42,6 +44,7 @@ _TYPES: Final[Mapping[str, tuple[type, ...]]] = {
     "error_code": (str, NoneType), "error_message": (str,), "http_status": (int, NoneType),
     "request_id": (str, NoneType), "counts": (dict,), "interrupted": (bool,), "ts": (str,),
     "status": (int,), "status_name": (str,), "duration_ms": (int, float, NoneType),
+    "job_id": (int,),
 }  # fmt: skip
 
 Outcome = Literal["succeeded", "failed", "pending"]
@@ -161,6 +164,16 @@ def status(
         duration_ms=duration_ms, index=index,
         parameter=[{"label": label, "value": value} for label, value in parameter],
     )  # fmt: skip
+
+
+def stopped(*, key: str, version_id: int, job_id: int, ts: str | None = None) -> dict[str, Any]:
+    """The server accepted the stop of a point's version (``batchsubmit stop --yes``)."""
+    return _record("stopped", ts, key=key, version_id=version_id, job_id=job_id)
+
+
+def deleted(*, key: str, version_id: int, job_id: int, ts: str | None = None) -> dict[str, Any]:
+    """The server accepted the deletion of a point's version (``batchsubmit delete --yes``)."""
+    return _record("deleted", ts, key=key, version_id=version_id, job_id=job_id)
 
 
 def _refuse(value: object) -> object:
