@@ -196,3 +196,15 @@ def test_an_unusable_ledger_path_is_a_clear_error_and_nothing_is_created(
     assert says in message
     assert "Traceback" not in out + err
     assert emulator.counters["creates"] == 0
+
+
+@pytest.mark.parametrize("spec", ["quickstart.yaml", "custom-image.json", "built-in-algorithm.toml"])
+def test_a_spec_given_as_the_ledger_is_named_for_what_it_is(
+    spec: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`status SPEC` says the file is a spec, not a ledger, and which file to give instead
+    (not "restore the file from a copy")."""
+    path = Path(__file__).parent.parent / "sweeps" / spec
+    code, _, err = cli(["status", str(path)], capsys)
+    assert code == 2
+    assert "this is a sweep spec, not a ledger" in err and "restore" not in err

@@ -44,7 +44,8 @@ def test_building_the_parser_imports_no_heavy_library() -> None:
 @pytest.mark.parametrize(
     "argv",
     [["--version"], ["--help"], ["run", "--help"], ["expand", "--help"], ["status", "--help"],
-     ["watch", "--help"], ["report", "--help"], ["emulator", "--help"]],
+     ["watch", "--help"], ["stop", "--help"], ["delete", "--help"], ["report", "--help"],
+     ["emulator", "--help"]],
     ids=" ".join,
 )  # fmt: skip
 def test_version_and_help_import_no_heavy_library(argv: list[str]) -> None:

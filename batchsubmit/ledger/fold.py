@@ -150,6 +150,12 @@ class _Folder:
         except ValueError as exc:  # also UnicodeDecodeError
             if not raw.strip():
                 return  # a blank line carries nothing
+            if number == 1 and self.looks_like_a_spec(raw):
+                raise LedgerError(
+                    "this is a sweep spec, not a ledger: give the ledger `batchsubmit run` wrote "
+                    "for it (<sweep name>.ledger.jsonl by default, or its --ledger PATH)",
+                    path=self.where(),
+                ) from None
             complete = raw.endswith(b"\n") if isinstance(raw, bytes) else raw.endswith("\n")
             if (last and not complete) or _is_torn(raw):
                 state.torn_line = True
@@ -166,6 +172,12 @@ class _Folder:
         except ValueError as exc:
             raise LedgerError(str(exc), path=self.where(), line=number) from None
         self.record(record, number)
+
+    def looks_like_a_spec(self, first: bytes | str) -> bool:
+        """A first line that is no record, in a file named like a spec (.yaml, .json, ...)."""
+        text = first.decode("utf-8", "replace") if isinstance(first, bytes) else first
+        named = self.where().lower().endswith(_SPEC_SUFFIXES)
+        return named and not text.lstrip().startswith('{"event"')
 
     def record(self, record: dict[str, Any], number: int) -> None:
         state, event, ts = self.state, record["event"], record["ts"]
@@ -255,6 +267,7 @@ class _Folder:
 
 
 _PAIR: Final = {"label": None, "value": None}.keys()
+_SPEC_SUFFIXES: Final = (".yaml", ".yml", ".toml", ".json")  # a ledger is JSON Lines
 # What a slim fold keeps of an outcome: enough to resume and to summarise, a fraction of the size.
 _SLIM_FIELDS: Final = (
     "event", "version_id", "attempts", "reconciled", "error_code", "error_message", "http_status",
@@ -348,11 +361,11 @@ def read_ledger(path: str | os.PathLike[str], *, slim: bool = False) -> LedgerSt
 _HINTS: Final[Mapping[int, str]] = {
     errno.ENOSPC: "the disk is full: free some space",
     errno.EDQUOT: "the disk quota is used up: free some space",
-    errno.EACCES: "check the permissions of the file and its directory, or pass another --ledger",
-    errno.EPERM: "check the permissions of the file and its directory, or pass another --ledger",
-    errno.EROFS: "the file system is read-only: pass a --ledger on a writable one",
-    errno.ENOENT: "the directory does not exist: create it, or pass another --ledger",
-    errno.EISDIR: "that is a directory: pass a --ledger naming a file",
+    errno.EACCES: "check the permissions of the file and its directory, or use another ledger",
+    errno.EPERM: "check the permissions of the file and its directory, or use another ledger",
+    errno.EROFS: "the file system is read-only: use a ledger on a writable one",
+    errno.ENOENT: "the directory does not exist: create it, or use another ledger",
+    errno.EISDIR: "that is a directory: give a path naming a file (a *.ledger.jsonl)",
     errno.EIO: "the disk reported an I/O error",
 }
 
