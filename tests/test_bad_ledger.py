@@ -198,7 +198,9 @@ def test_an_unusable_ledger_path_is_a_clear_error_and_nothing_is_created(
     assert emulator.counters["creates"] == 0
 
 
-@pytest.mark.parametrize("spec", ["quickstart.yaml", "custom-image.json", "built-in-algorithm.toml"])
+@pytest.mark.parametrize(
+    "spec", ["quickstart.yaml", "custom-image.json", "built-in-algorithm.toml"]
+)
 def test_a_spec_given_as_the_ledger_is_named_for_what_it_is(
     spec: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
