@@ -8,7 +8,6 @@ Registering the parsers imports only the standard library.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import logging
 import os
 import signal
@@ -20,16 +19,14 @@ from typing import TYPE_CHECKING, Any
 
 from batchsubmit import bounds
 from batchsubmit.commands import ExitCode
-from batchsubmit.errors import UsageError
 
 if TYPE_CHECKING:  # imported when the command runs: registering the parser stays light
     import anyio
     from rich.console import Console
 
-    from batchsubmit.auth import Credentials
+    from batchsubmit.commands.ledger_server import LedgerServer
     from batchsubmit.stopping import Action, Candidate, StopResult
 
-DEFAULT_RATE = 5.0
 
 _COMMON = """\
 Only versions this ledger created are touched: the version of each point whose last outcome is
@@ -161,80 +158,41 @@ class _Resolved:
     """What the ledger and the flags resolve to, checked before anything is sent."""
 
     action: Action
-    ledger: Path
     keys: tuple[str, ...] | None
     yes: bool
-    endpoint: str  # a URL, or "emulator" (then state_file is set)
-    project_id: str
-    rate: float
-    timeout: float
-    credentials: Credentials
-    state_file: Path | None
+    server: LedgerServer
 
 
 def _resolve(
     args: argparse.Namespace, env: Mapping[str, str], keys: tuple[str, ...] | None
 ) -> _Resolved:
     """The ledger's last run's endpoint, project and settings, the flags over them."""
-    from batchsubmit.auth import NoCredentials, credentials_for
-    from batchsubmit.ledger import read_ledger
+    from batchsubmit.commands.ledger_server import ledger_server
 
-    path: Path = args.ledger
-    if not os.path.lexists(path):
-        raise UsageError(f"{path}: no such ledger; `batchsubmit run` writes one (--ledger PATH)")
-    settings = read_ledger(path, slim=True).settings
-    if settings is None:
-        raise UsageError(f"{path}: no run recorded in this ledger: it created no version")
-    project_id = settings.project_id or env.get("HUAWEICLOUD_SDK_PROJECT_ID")
-    if not project_id:
-        raise UsageError(f"{path}: its last run records no project id (settings.project_id)")
-    endpoint = args.endpoint or settings.endpoint
-    if not endpoint:
-        raise UsageError(f"{path}: its last run records no endpoint: pass --endpoint URL")
-    state_file = None
-    if endpoint == "emulator":
-        state_file = Path(f"{path}.emulator.json")
-        if not state_file.exists():
-            raise UsageError(
-                "this ledger's run used the embedded emulator (--endpoint emulator), which "
-                f"ended with the run's process and left no state file ({state_file}): no "
-                "version of it runs any more"
-            )
-        credentials: Credentials = NoCredentials(project_id=project_id)
-    else:
-        credentials = credentials_for(endpoint, env, project_id=project_id)
-    return _Resolved(
-        action=args.action, ledger=path, keys=keys, yes=args.yes, endpoint=endpoint,
-        project_id=project_id, rate=float(args.rate or settings.rate or DEFAULT_RATE),
-        timeout=settings.timeout or 30.0, credentials=credentials, state_file=state_file,
-    )  # fmt: skip
+    server = ledger_server(
+        args.ledger, endpoint=args.endpoint, rate=args.rate, env=env, slim=True,
+        no_state="no version of it runs any more",
+    )
+    return _Resolved(action=args.action, keys=keys, yes=args.yes, server=server)
 
 
 async def _stop(resolved: _Resolved) -> StopResult | None:
     """The stop (delete) itself; None when interrupted."""
     import anyio
 
-    from batchsubmit.client import ModelArtsClient  # aiohttp loads only for commands that send
-    from batchsubmit.commands.watch import _serve_emulator
     from batchsubmit.limiter import AdaptiveRateLimiter
     from batchsubmit.stopping import stop_ledger
     from batchsubmit.v1 import V1Target
 
     result: StopResult | None = None
-    async with contextlib.AsyncExitStack() as stack:
-        url = resolved.endpoint
-        if resolved.state_file is not None:
-            url = await _serve_emulator(stack, resolved.project_id, resolved.state_file)
-        client = await stack.enter_async_context(
-            ModelArtsClient(url, resolved.credentials, read_timeout=resolved.timeout)
-        )
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(_on_signal, tg.cancel_scope)
-            result = await stop_ledger(
-                resolved.ledger, action=resolved.action, lister=client, target=V1Target(client),
-                limiter=AdaptiveRateLimiter(resolved.rate), keys=resolved.keys, yes=resolved.yes,
-            )  # fmt: skip
-            tg.cancel_scope.cancel()
+    server = resolved.server
+    async with server.client() as client, anyio.create_task_group() as tg:
+        tg.start_soon(_on_signal, tg.cancel_scope)
+        result = await stop_ledger(
+            server.ledger, action=resolved.action, lister=client, target=V1Target(client),
+            limiter=AdaptiveRateLimiter(server.rate), keys=resolved.keys, yes=resolved.yes,
+        )  # fmt: skip
+        tg.cancel_scope.cancel()
     return result
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import logging
 import os
 import signal
@@ -15,15 +14,13 @@ from typing import TYPE_CHECKING, Any
 
 from batchsubmit import bounds
 from batchsubmit.commands import ExitCode
-from batchsubmit.errors import UsageError
 
 if TYPE_CHECKING:  # imported when the command runs: registering the parser stays light
     import anyio
 
-    from batchsubmit.auth import Credentials
+    from batchsubmit.commands.ledger_server import LedgerServer
     from batchsubmit.watch import WatchResult
 
-DEFAULT_RATE = 5.0
 #: batchsubmit.watch.DEFAULT_INTERVAL (a test checks they agree), written out here so that
 #: registering the parser does not import the watch loop (anyio, rich, pydantic).
 DEFAULT_INTERVAL = 10.0
@@ -117,59 +114,22 @@ INTERRUPTED = "interrupted: the statuses seen so far are in the ledger; run watc
 class _Plan:
     """What the ledger and the flags resolve to, checked before anything is started."""
 
-    ledger: Path
-    endpoint: str  # a URL, or "emulator" (then state_file is set)
-    project_id: str
+    server: LedgerServer
     job_ids: tuple[int, ...]
-    rate: float
     interval: float
-    timeout: float
-    credentials: Credentials
-    state_file: Path | None
 
 
 def _plan(args: argparse.Namespace, env: Mapping[str, str]) -> _Plan:
-    from batchsubmit.auth import NoCredentials, credentials_for
-    from batchsubmit.ledger import read_ledger
+    from batchsubmit.commands.ledger_server import ledger_server
     from batchsubmit.watch import job_ids_of
 
-    path: Path = args.ledger
-    if not os.path.lexists(path):
-        raise UsageError(
-            f"{path}: no such ledger; `batchsubmit run` writes one (--ledger PATH, by default "
-            "<sweep name>.ledger.jsonl in the directory it ran in)"
-        )
-    state = read_ledger(path)
-    if not state.runs:
-        raise UsageError(f"{path}: no run recorded in this ledger: nothing to watch")
-    settings = state.settings
-    assert settings is not None  # a run is recorded
-    project_id = settings.project_id or env.get("HUAWEICLOUD_SDK_PROJECT_ID")
-    if not project_id:
-        raise UsageError(f"{path}: its last run records no project id (settings.project_id)")
-    endpoint = args.endpoint or settings.endpoint
-    if not endpoint:
-        raise UsageError(f"{path}: its last run records no endpoint: pass --endpoint URL")
-    state_file = None
-    if endpoint == "emulator":
-        state_file = Path(str(path) + ".emulator.json")
-        if not state_file.exists():
-            raise UsageError(
-                "this ledger's run used the embedded emulator (--endpoint emulator), which "
-                f"ended with the run's process and left no state file ({state_file}): there is "
-                "no server to list the versions from. Use `batchsubmit run SPEC --watch` to "
-                "watch while the run's emulator still serves, or run against `batchsubmit "
-                "emulator --state-file PATH` and pass its URL to watch with --endpoint"
-            )
-        credentials: Credentials = NoCredentials(project_id=project_id)
-    else:
-        credentials = credentials_for(endpoint, env, project_id=project_id)
-    return _Plan(
-        ledger=path, endpoint=endpoint, project_id=project_id, job_ids=job_ids_of(state),
-        rate=float(args.rate or settings.rate or DEFAULT_RATE), interval=args.interval,
-        timeout=settings.timeout or 30.0, credentials=credentials,
-        state_file=state_file,
-    )  # fmt: skip
+    server = ledger_server(
+        args.ledger, endpoint=args.endpoint, rate=args.rate, env=env,
+        no_state="there is no server to list the versions from. Use `batchsubmit run SPEC "
+        "--watch` to watch while the run's emulator still serves, or run against `batchsubmit "
+        "emulator --state-file PATH` and pass its URL to watch with --endpoint",
+    )
+    return _Plan(server=server, job_ids=job_ids_of(server.state), interval=args.interval)
 
 
 async def _watch(plan: _Plan, quiet: bool = False) -> WatchResult | None:
@@ -177,43 +137,24 @@ async def _watch(plan: _Plan, quiet: bool = False) -> WatchResult | None:
     import anyio
     from rich.console import Console
 
-    from batchsubmit.client import ModelArtsClient  # aiohttp loads only for commands that send
     from batchsubmit.commands.display import BoardView
-    from batchsubmit.ledger import read_ledger
     from batchsubmit.limiter import AdaptiveRateLimiter
     from batchsubmit.watch import watch_ledger
 
     result: WatchResult | None = None
-    async with contextlib.AsyncExitStack() as stack:
-        url = plan.endpoint
-        if plan.state_file is not None:
-            url = await _serve_emulator(stack, plan.project_id, plan.state_file)
-        client = await stack.enter_async_context(
-            ModelArtsClient(url, plan.credentials, read_timeout=plan.timeout)
-        )
+    server = plan.server
+    async with server.client() as client:
         console = None if quiet else Console(stderr=True)
-        view = BoardView(console, sweep=read_ledger(plan.ledger, slim=True).sweep)
+        view = BoardView(console, sweep=server.state.sweep)
         async with anyio.create_task_group() as tg:
             tg.start_soon(_on_signal, tg.cancel_scope)
             with view.shown():
                 result = await watch_ledger(
-                    plan.ledger, client=client, job_ids=plan.job_ids, interval=plan.interval,
-                    limiter=AdaptiveRateLimiter(plan.rate), on_round=view.update,
+                    server.ledger, client=client, job_ids=plan.job_ids, interval=plan.interval,
+                    limiter=AdaptiveRateLimiter(server.rate), on_round=view.update,
                 )  # fmt: skip
             tg.cancel_scope.cancel()
     return result
-
-
-async def _serve_emulator(stack: contextlib.AsyncExitStack, project_id: str, state: Path) -> str:
-    """Serve the embedded-emulator run's state file again, as that run did (same project id)."""
-    from batchsubmit.emulator import EmulatorConfig, run_emulator
-
-    try:
-        config = EmulatorConfig(project_id=project_id, state_file=state)
-        emulator = await stack.enter_async_context(run_emulator(config))
-    except ValueError as exc:  # a damaged state file
-        raise UsageError(f"cannot serve the run's emulator state again: {exc}") from None
-    return emulator.url
 
 
 async def _on_signal(scope: anyio.CancelScope) -> None:
