@@ -10,6 +10,8 @@ property of the error, :attr:`BatchSubmitError.disposition`, so the pool never n
     ├── LedgerError                  the ledger is damaged or unwritable (path, line)
     ├── IdentityConflictError        a version on the point's train_url has other parameters:
     │                                not ours, never adopted; the point fails, nothing is sent
+    ├── FailedPointsError            (batchsubmit.api) raise_for_failures: some points failed or
+    │                                are pending; carries the SubmitResult
     ├── APIError                     the server answered no (http_status, error_code, request_id)
     │   ├── ThrottledError           429, APIG(W).0308, ModelArts.2799|4206|6101; has retry_after
     │   ├── AuthError                401, APIG(W).0301, ModelArts.02xx: stops the run, no retry
