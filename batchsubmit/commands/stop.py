@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import signal
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -19,9 +18,9 @@ from typing import TYPE_CHECKING, Any
 
 from batchsubmit import bounds
 from batchsubmit.commands import ExitCode
+from batchsubmit.commands.signals import cancel_on_signal
 
 if TYPE_CHECKING:  # imported when the command runs: registering the parser stays light
-    import anyio
     from rich.console import Console
 
     from batchsubmit.commands.ledger_server import LedgerServer
@@ -187,7 +186,7 @@ async def _stop(resolved: _Resolved) -> StopResult | None:
     result: StopResult | None = None
     server = resolved.server
     async with server.client() as client, anyio.create_task_group() as tg:
-        tg.start_soon(_on_signal, tg.cancel_scope)
+        tg.start_soon(cancel_on_signal, tg.cancel_scope)
         result = await stop_ledger(
             server.ledger, action=resolved.action, lister=client, target=V1Target(client),
             limiter=AdaptiveRateLimiter(server.rate), keys=resolved.keys, yes=resolved.yes,
@@ -196,14 +195,6 @@ async def _stop(resolved: _Resolved) -> StopResult | None:
     return result
 
 
-async def _on_signal(scope: anyio.CancelScope) -> None:
-    """Ctrl-C or SIGTERM: stop now (a line being written is finished first)."""
-    import anyio
-
-    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-        async for _ in signals:
-            scope.cancel()
-            return
 
 
 # --- what is shown -------------------------------------------------------------------------------

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import signal
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -14,9 +13,9 @@ from typing import TYPE_CHECKING, Any
 
 from batchsubmit import bounds
 from batchsubmit.commands import ExitCode
+from batchsubmit.commands.signals import cancel_on_signal
 
 if TYPE_CHECKING:  # imported when the command runs: registering the parser stays light
-    import anyio
 
     from batchsubmit.commands.ledger_server import LedgerServer
     from batchsubmit.watch import WatchResult
@@ -147,7 +146,7 @@ async def _watch(plan: _Plan, quiet: bool = False) -> WatchResult | None:
         console = None if quiet else Console(stderr=True)
         view = BoardView(console, sweep=server.state.sweep)
         async with anyio.create_task_group() as tg:
-            tg.start_soon(_on_signal, tg.cancel_scope)
+            tg.start_soon(cancel_on_signal, tg.cancel_scope)
             with view.shown():
                 result = await watch_ledger(
                     server.ledger, client=client, job_ids=plan.job_ids, interval=plan.interval,
@@ -157,11 +156,3 @@ async def _watch(plan: _Plan, quiet: bool = False) -> WatchResult | None:
     return result
 
 
-async def _on_signal(scope: anyio.CancelScope) -> None:
-    """Ctrl-C or SIGTERM: stop now (a batch of lines being written is finished first)."""
-    import anyio
-
-    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-        async for _ in signals:
-            scope.cancel()
-            return
