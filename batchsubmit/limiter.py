@@ -28,7 +28,8 @@ limiter finds it.
   policy's period ever holds more than its limit (after an early burst, sends wait for the
   window to empty instead of hitting a full one, a whole minute for a per-minute policy). If
   the gateway still throttles at that rate (our sends reached it less evenly than they left),
-  the spacing grows a step (0.5% up to 8%) and steps back after 1,000 clean sends.
+  the spacing grows a step (0.5% up to 8%) and steps back after 1,000 clean sends; beyond 8%
+  the rate is cut as for an undisclosed limit, and climbs back to the announced one.
 - **Retry-After** is a floor for every caller; after the pause, sends resume one interval apart.
 
 Time is injected (``clock`` and ``sleep``) so tests step a fake clock and never sleep.
@@ -58,6 +59,7 @@ GUARD = 1e-9  # s added to every interval, so float rounding never spaces two se
 # reach it less evenly than they leave (the intent's fsync and the event loop sit in between).
 # A bucket of one token needs several percent; a window, half a percent at most.
 JITTER_MARGINS = (0.0, 0.005, 0.01, 0.02, 0.04, 0.08)
+_WIDEN_EVERY = 1.0  # s: the margin widens at most once in this long
 _MARGIN_DECAY = 1000  # sends without such a throttle before the margin steps back down
 _MEASURE_SENDS = 20  # the measured send rate spans this many recent sends
 _HISTORY = 4096  # recent admitted sends kept (more when an announced window holds more)
@@ -221,7 +223,9 @@ class AdaptiveRateLimiter:
         full_second = self._first_send <= now - 1.0 or not self._throttled_ever
         if full_second and admitted >= _MEASURE_SENDS // 2:
             base = min(base, admitted)
-        beta = BETA_NEAR if self._throttled_ever and base >= 0.9 * self._last_max_rate else BETA
+        # near the last rate throttled, or the announced limit: a limit found, cut it finely
+        near = self._last_max_rate if self._throttled_ever else self._policy_rate()
+        beta = BETA_NEAR if near is not None and base >= 0.9 * near else BETA
         self._throttled_ever = True
         self._cut_answered = False
         self._last_max_rate = base
@@ -275,10 +279,14 @@ class AdaptiveRateLimiter:
             self._rate = self.ceiling
             self._throttled_ever = False  # nothing to climb back to
             return True
-        if sent_at < self._adjusted_at:
-            return True  # in flight when we adjusted: says nothing about the new pacing
+        if sent_at < self._adjusted_at + _WIDEN_EVERY:
+            # in flight when we adjusted, or within a second of it (one late send throttles
+            # a few in a row, and the first sends of a run arrive unevenly while connecting)
+            return True
         if below:
             return False  # throttled under the policy (another client shares it): cut
+        if self._margin == len(JITTER_MARGINS) - 1:
+            return False  # the widest margin is not enough: cut, and climb back to the limit
         self._widen()  # throttled at the announced rate: our sends reach it less evenly than sent
         self._adjusted_at = now
         return True
@@ -295,6 +303,9 @@ class AdaptiveRateLimiter:
                 break
             count += 1
         return float(count)
+
+    def _policy_rate(self) -> float | None:
+        return None if self._policy is None else self._policy[0] / self._policy[1]
 
     def _forget(self, sent_at: float) -> None:
         """A throttled send is answered, and did not count against the gateway's limit."""

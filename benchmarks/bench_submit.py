@@ -1,10 +1,18 @@
 """Submission benchmarks against the emulator on loopback, baselines in the same run.
 
-    .venv/bin/python benchmarks/bench_submit.py            # all four scenarios (~4 minutes)
-    .venv/bin/python benchmarks/bench_submit.py --quick    # smaller RSS sweep
+    .venv/bin/python benchmarks/bench_submit.py            # all five scenarios (~10 minutes)
+    .venv/bin/python benchmarks/bench_submit.py --quick    # smaller RSS sweep, 300-point pacing
+    .venv/bin/python benchmarks/bench_submit.py --only 5   # pacing on every gateway (~5 minutes)
+    .venv/bin/python benchmarks/bench_submit.py --only 5 --gateways "bucket of 1" --points 200
 
 Each scenario starts a fresh emulator process and times the whole `batchsubmit run` command
 (process start-up included), then reads the emulator's counters from its admin endpoint.
+Scenario 5 (issue 11) runs 900 points against a 40/s limit with 50 ms latency on each kind of
+gateway (a token bucket of 1 and of 2, a fixed and a sliding one-second window), at ``--rate 40``
+and at ``--rate 100`` with the limit announced in the 429 or not, each figure beside its target
+and the figure measured before the paced limiter; then the most creates sent in any one-second
+window at ``--rate R`` against an unthrottled emulator, from the ledger's ``submitted`` times and
+from the emulator's create times (both whole milliseconds, hence the +1 a window may show).
 Scenario 3 also runs each baseline as a process of its own (Python start-up, `import requests`,
 the pre-rendered bodies read from a file), so both sides are timed alike, and shows beside it the
 sending alone: the ledger's run_started..run_finished for batchsubmit, the loop for the baselines.
@@ -60,19 +68,19 @@ def emulator(*flags: str) -> Iterator[str]:
     )
     try:
         assert proc.stdout is not None
-        line = proc.stdout.readline()
-        yield line.strip().rsplit(" ", 1)[-1]
+        url = proc.stdout.readline().strip().rsplit(" ", 1)[-1]
+        if not url.startswith("http://"):
+            raise SystemExit(f"the emulator did not start (exit {proc.wait(10)}): "
+                             f"run `{PY} -m batchsubmit emulator {' '.join(flags)}` to see why")
+        yield url
     finally:
         proc.terminate()
         proc.wait(10)
 
 
 def counters(url: str) -> dict[str, int]:
-    import urllib.request
-
-    with urllib.request.urlopen(f"{url}/_admin/state") as reply:
-        state: dict[str, Any] = json.load(reply)
-    return state["counters"]
+    counts: dict[str, int] = admin_state(url)["counters"]
+    return counts
 
 
 def run_cli(spec: Path, url: str, *flags: str) -> tuple[float, int, float]:
@@ -174,7 +182,11 @@ def row(*cells: object) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="20,000 points for the RSS scenario")
-    parser.add_argument("--only", default="1234", help="scenarios to run, e.g. 12")
+    parser.add_argument("--only", default="12345", help="scenarios to run, e.g. 12")
+    parser.add_argument("--points", type=int, default=None,
+                        help="points per pacing run of scenario 5 (default 900; --quick 300)")
+    parser.add_argument("--gateways", default=",".join(GATEWAYS),
+                        help="scenario 5's gateways, comma-separated (default: all four)")
     parser.add_argument("--repeat", type=int, default=3,
                         help="runs of each side of scenario 3; the median is shown")
     parser.add_argument("--baseline", nargs=3, metavar=("URL", "BODIES", "THREADS"),
@@ -197,6 +209,9 @@ def main() -> None:
         overhead(tmp, args.repeat)
     if "4" in args.only:
         peak_rss(tmp, 20_000 if args.quick else 100_000)
+    if "5" in args.only:
+        points = args.points or (300 if args.quick else 900)
+        pacing(tmp, points, [g.strip() for g in args.gateways.split(",") if g.strip()])
 
 
 def known(tmp: Path) -> None:
@@ -275,6 +290,105 @@ def peak_rss(tmp: Path, n: int) -> None:
         spec = write_spec(tmp / "rss.json", n, "rss")
         wall, code, rss = run_cli(spec, url, "--rate", "100000", "--concurrency", "32")
         row("batchsubmit", f"{wall:.1f}", f"{n / wall:.0f}", f"{rss:.0f}", code)
+
+
+# --- 5. pacing on every kind of gateway (issue 11) ----------------------------------------------
+
+GATEWAYS: dict[str, tuple[str, ...]] = {
+    "bucket of 1": ("--gateway", "bucket", "--burst", "1"),
+    "bucket of 2": ("--gateway", "bucket", "--burst", "2"),
+    "fixed window": ("--gateway", "fixed-window"),
+    "sliding window": ("--gateway", "sliding-window"),
+}
+# (title, --rate, emulator flags, target share of the limit, most 429s allowed, figures before)
+PACING: tuple[tuple[str, str, tuple[str, ...], float, float, dict[str, str]], ...] = (
+    ("--rate 40", "40", (), 0.98, 0.0,
+     {"bucket of 1": "0.79", "bucket of 2": "0.90", "fixed window": "0.78"}),
+    ("--rate 100, limit announced in the 429", "100", (), 0.96, 0.01,
+     {"bucket of 2": "0.89"}),
+    ("--rate 100, limit not announced", "100", ("--no-announce-limit",), 0.92, 0.02, {}),
+)
+LIMIT = 40
+
+
+def ledger_times(ledger: Path) -> tuple[list[float], float]:
+    """The ledger's ``submitted`` times (s, sorted) and its first submit to last outcome (s)."""
+    from datetime import datetime
+
+    def seconds(ts: str) -> float:
+        return datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp()
+
+    sent, outcomes = [], []
+    for line in ledger.read_text().splitlines():
+        record = json.loads(line)
+        if record["event"] == "submitted":
+            sent.append(seconds(record["ts"]))
+        elif record["event"] in ("succeeded", "failed"):
+            outcomes.append(seconds(record["ts"]))
+    sent.sort()
+    return sent, (max(outcomes) - sent[0]) if sent and outcomes else float("nan")
+
+
+def most_in_a_second(times: list[float]) -> int:
+    """The most of ``times`` (sorted, seconds) in any window [t, t + 1)."""
+    most, end = 0, 0
+    for start, t in enumerate(times):
+        end = max(end, start)
+        while end < len(times) and times[end] < t + 1.0:
+            end += 1
+        most = max(most, end - start)
+    return most
+
+
+def pacing(tmp: Path, points: int, gateways: list[str]) -> None:
+    print(f"\n5. pacing (issue 11): {points} points, {LIMIT}/s limit, 50 ms latency, "
+          "--concurrency 8, whole command")
+    print("   share of the limit = points / wall time of the whole `batchsubmit run` / limit;")
+    print("   sending only = points / (first submitted .. last outcome in the ledger) / limit")
+    for title, rate, flags, target, max_429, before in PACING:
+        print(f"\n  {title}: target >= {target:.2f} of the limit, "
+              f"{'no' if max_429 == 0 else f'<= {max_429:.0%} of requests'} throttled")
+        row("", "share of limit", "sending only", "429s", "target", "before", "")
+        for gateway in gateways:
+            with emulator("--rate", str(LIMIT), "--latency-ms", "50", *GATEWAYS[gateway],
+                          *flags) as url:
+                spec = write_spec(tmp / f"pacing-{rate}-{len(flags)}-{gateway[0]}"
+                                  f"{gateway[-1]}.json", points, "pacing")
+                wall, code, _ = run_cli(spec, url, "--rate", rate, "--concurrency", "8")
+                c = counters(url)
+            _, span = ledger_times(spec.with_suffix(".ledger.jsonl"))
+            share = points / wall / LIMIT
+            throttled = c["throttled"] / max(1, c["requests"])
+            met = share >= target and throttled <= max_429 and code == 0
+            row(gateway, f"{share:.3f}", f"{points / span / LIMIT:.3f}",
+                f"{throttled:.1%} ({c['throttled']})", f">= {target:.2f}",
+                before.get(gateway, "-"), "ok" if met else f"MISSED (exit {code})")
+    print("\n  most creates sent in any one-second window [t, t+1), --rate R, unthrottled "
+          "emulator, 50 ms latency")
+    row("", "points", "first second", "ledger submitted", "emulator created", "target", "before")
+    for r in (10, 50):
+        n = r * 8
+        with emulator("--latency-ms", "50") as url:
+            spec = write_spec(tmp / f"window-{r}.json", n, f"window{r}")
+            _, code, _ = run_cli(spec, url, "--rate", str(r), "--concurrency", "8")
+            created = sorted(
+                v["create_time"] / 1000 for v in admin_state(url)["versions"]
+                if v["job_id"] == 10 and v["version_id"] != 20
+            )
+        sent, _ = ledger_times(spec.with_suffix(".ledger.jsonl"))
+        first = sum(1 for t in sent if t < sent[0] + 1.0)
+        row(f"--rate {r}", n, first, most_in_a_second(sent), most_in_a_second(created),
+            f"{r} (+1)", "12-18" if r == 10 else "-")
+        if code != 0:
+            print(f"  (batchsubmit run exited {code})")
+
+
+def admin_state(url: str) -> dict[str, Any]:
+    import urllib.request
+
+    with urllib.request.urlopen(f"{url}/_admin/state") as reply:
+        state: dict[str, Any] = json.load(reply)
+    return state
 
 
 if __name__ == "__main__":

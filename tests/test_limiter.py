@@ -413,17 +413,26 @@ async def test_an_announced_minute_policy_waits_for_its_window_to_empty() -> Non
 
 
 async def test_jitter_at_an_announced_limit_widens_the_spacing_a_little() -> None:
-    """Throttled again at the announced rate: spacing grows by a step (at most 8%), then decays."""
+    """Throttled again at the announced rate: spacing grows a step a second at most, up to 8%,
+    then the rate is cut; clean sends step the margin back down."""
     clock = FakeClock()
     limiter = make(100, clock)
     limiter.on_throttled(ThrottledError(POLICY_40), sent_at=await limiter.acquire())
-    for step in range(1, 10):
+    for step in range(1, len(JITTER_MARGINS)):
+        clock.now += 1.0
         limiter.on_throttled(ThrottledError(POLICY_40), sent_at=await limiter.acquire())
-        margin = JITTER_MARGINS[min(step, len(JITTER_MARGINS) - 1)]
-        sends = await acquire_all(limiter, 3)
-        assert gaps(sends) == pytest.approx([(1 + margin) / 40] * 2)
+        limiter.on_throttled(ThrottledError(POLICY_40), sent_at=await limiter.acquire())
+        sends = await acquire_all(limiter, 3)  # (the second 429 within a second: no step)
+        assert gaps(sends) == pytest.approx([(1 + JITTER_MARGINS[step]) / 40] * 2)
     assert max(JITTER_MARGINS) == 0.08
-    assert limiter.rate == 40  # the rate itself stays at the limit
+    assert limiter.rate == 40  # the rate itself stays at the limit...
+    clock.now += 1.0
+    limiter.on_throttled(ThrottledError(POLICY_40), sent_at=await limiter.acquire())
+    assert limiter.rate < 40  # ...until the widest margin is not enough: then it is cut
+    for _ in range(2000):
+        await limiter.acquire()
+        limiter.on_success()
+    assert limiter.rate == 40  # and climbs back to the limit, not past it
     sends = await acquire_all(limiter, 6000)
     assert gaps(sends[-3:]) == pytest.approx([1 / 40] * 2)  # clean sends step it back down
 
