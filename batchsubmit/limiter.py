@@ -255,7 +255,7 @@ class AdaptiveRateLimiter:
         if self._policy is not None:
             count, period = self._policy
             if len(self._history) >= count:
-                # the count-th most recent send must have left the period's window [t - P, t)
+                # the count-th most recent send must have left the policy's window (t - P, t]
                 ready = max(ready, self._history[-count] + period + GUARD)
         return ready
 
