@@ -35,7 +35,8 @@ from batchsubmit.engine import EngineStats
 from batchsubmit.errors import BatchSubmitError
 from batchsubmit.ledger import LedgerState
 from batchsubmit.ledger import read_ledger as fold_ledger
-from batchsubmit.runner import RunOutcome, RunRequest, SweepRun
+from batchsubmit.request import RunRequest
+from batchsubmit.runner import RunOutcome, SweepRun
 from batchsubmit.sweep import SweepSpec, load_spec
 
 __all__ = [

@@ -41,6 +41,7 @@ from batchsubmit.events import get_logger
 from batchsubmit.ledger import LedgerState, LedgerWriter, read_ledger
 from batchsubmit.limiter import AdaptiveRateLimiter
 from batchsubmit.reconcile import Reconciler
+from batchsubmit.request import RunRequest
 from batchsubmit.retry import Backoff
 from batchsubmit.sweep import (
     Point,
@@ -74,24 +75,6 @@ DEFAULT_RATE = 5.0
 DEFAULT_CONCURRENCY = 8
 DEFAULT_MAX_ATTEMPTS = 6
 ProgressCallback = Callable[[EngineStats], None]
-
-
-@dataclass(frozen=True)
-class RunRequest:
-    """What a caller asks of one run; None means "the spec's value, else the default"."""
-
-    endpoint: str | None = None
-    project_id: str | None = None
-    job_id: int | None = None
-    ledger: Path | None = None
-    rate: float | None = None
-    concurrency: int | None = None
-    max_attempts: int | None = None
-    timeout: float = 30.0
-    connect_timeout: float = 5.0
-    retry_failed: bool = False
-    settle: float = 2.0
-    grace: float = 10.0  # on interrupt: how long requests in flight may take to finish
 
 
 @dataclass(frozen=True)

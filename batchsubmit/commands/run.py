@@ -12,13 +12,14 @@ import os
 import signal
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from batchsubmit import bounds
 from batchsubmit.commands import ExitCode
+from batchsubmit.request import RunRequest
 
 if TYPE_CHECKING:  # imported when the command runs: registering the parser stays light
     from rich.console import Console
@@ -120,23 +121,12 @@ def run(args: argparse.Namespace) -> int:
     return result.exit_code
 
 
-@dataclass(frozen=True)
-class RunOptions:
-    """What the command line asked for; None means "the spec's value, else the default"."""
+@dataclass(frozen=True, kw_only=True)
+class RunOptions(RunRequest):
+    """What the command line asked for: the run's request, the spec's path and what a terminal
+    shows (None means "the spec's value, else the default")."""
 
     spec: Path
-    endpoint: str | None = None
-    project_id: str | None = None
-    job_id: int | None = None
-    ledger: Path | None = None
-    rate: float | None = None
-    concurrency: int | None = None
-    max_attempts: int | None = None
-    timeout: float = 30.0
-    connect_timeout: float = 5.0
-    retry_failed: bool = False
-    settle: float = 2.0
-    grace: float = 10.0  # Ctrl-C: how long requests in flight may take to finish
     quiet: bool = False
     watch: bool = False  # then follow the created versions until each one ends
     watch_interval: float = 10.0
@@ -167,16 +157,15 @@ async def run_sweep(
     from batchsubmit.commands.display import ProgressView, render_summary
     from batchsubmit.errors import AuthError
     from batchsubmit.ledger import read_ledger
-    from batchsubmit.runner import RunRequest, SweepRun
+    from batchsubmit.runner import SweepRun
     from batchsubmit.summary import summarize
     from batchsubmit.sweep import load_spec
 
     console = console or Console(stderr=True)
     progress = ProgressView(console, quiet=options.quiet)
     watched: list[WatchResult] = []
-    request = RunRequest(**{f.name: getattr(options, f.name) for f in fields(RunRequest)})
     sweep_run = SweepRun(
-        load_spec(options.spec), request, env=os.environ if env is None else env,
+        load_spec(options.spec), options, env=os.environ if env is None else env,
         credentials=credentials, on_progress=progress.update,
         on_start=lambda start: _warn_drift(start, sweep_run.plan.ledger, console),
     )
