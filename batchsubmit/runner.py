@@ -512,7 +512,8 @@ class SweepRun:
         return f"<SweepRun {self.plan.spec.name!r} interrupted={self.interrupted} {self._engine!r}>"
 
     def interrupt(self) -> None:
-        """Stop: no new point; requests in flight finish within the grace (see the class)."""
+        """Stop: while sending, no new point and requests in flight finish within the grace;
+        before it (the listings) or after it (``after``: the watch), at once."""
         self.interrupted = True
         engine, scope = self._engine, self._scope
         if engine is not None:
@@ -540,10 +541,14 @@ class SweepRun:
                     progress_interval=self._progress_interval, engine_ready=self._ready,
                     stop_scope=self._scope,
                 )
-                self._scope = scope
+                self._engine = None  # sent: an interrupt from now on stops at once
                 if after is not None and not (outcome.interrupted or outcome.abort_error
-                                              or outcome.halt_reason):
-                    await after(session, outcome)
+                                              or outcome.halt_reason or self.interrupted):
+                    with anyio.CancelScope() as following:
+                        self._scope = following
+                        await after(session, outcome)
+                    if following.cancelled_caught:
+                        outcome = replace(outcome, interrupted=True)
                 return outcome
         return None
 

@@ -313,3 +313,28 @@ async def test_a_local_open_emulator_needs_no_credentials(tmp_path: Path) -> Non
         _out, err = await anyio.to_thread.run_sync(proc.communicate)
         assert proc.returncode == 0, err.decode()
         assert len(created(emu)) == 4
+
+
+async def test_ctrl_c_while_watching_stops_the_watch_at_once(tmp_path: Path) -> None:
+    """SIGINT after every point was sent, while `run --watch` follows the trainings: the watch
+    stops without waiting out the grace (nothing is in flight), exit 130, the run recorded as
+    finished, not interrupted."""
+    spec = write_spec(tmp_path / "s.json", a=2, b=2)
+    ledger = tmp_path / "s.ledger.jsonl"
+    config = EmulatorConfig(project_id=PROJECT, init_seconds=60, run_seconds=60)
+    env = {"MODELARTS_TOKEN": "", "HUAWEICLOUD_SDK_AK": "", "HUAWEICLOUD_SDK_SK": ""}
+    async with run_emulator(config) as emu:
+        proc = cli("run", str(spec), "--endpoint", emu.url, "--ledger", str(ledger), "--quiet",
+                   "--watch", "--watch-interval", "0.2", env=env, capture=False)
+        try:
+            await wait_for_lines(ledger, 2 + 4 * 2 + 4, proc)  # ... run_finished, INIT x4
+            proc.send_signal(signal.SIGINT)
+            with anyio.fail_after(5):  # the grace is 10 s: stopping at once is well inside 5
+                while proc.poll() is None:  # noqa: ASYNC110 (a process, not an event)
+                    await anyio.sleep(0.05)
+            code = proc.returncode
+        finally:
+            proc.kill()
+    assert code == 130
+    finished = read_ledger(ledger).spans[-1].finished
+    assert finished is not None and finished["interrupted"] is False
