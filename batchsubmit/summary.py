@@ -50,6 +50,8 @@ class Summary:
     statuses: dict[str, int] = field(default_factory=dict)
     halted: str | None = None  # why the last run's failure-rate guard stopped it (run_finished)
     throttled: int = 0  # requests answered "slow down", over every run that recorded its counts
+    stopped: int = 0  # succeeded points whose current version `batchsubmit stop` stopped
+    deleted: int = 0  # ... and whose current version `batchsubmit delete` deleted
 
     @property
     def complete(self) -> bool:
@@ -152,6 +154,8 @@ def summarize(state: LedgerState) -> Summary:
             int(span.finished["counts"].get("throttled") or 0)
             for span in state.spans if span.finished is not None
         ),
+        stopped=sum(state.was_stopped(key) for key in state.stopped),
+        deleted=sum(state.was_deleted(key) for key in state.deleted),
         statuses=dict(statuses.most_common()),
     )
 

@@ -357,3 +357,17 @@ def test_a_halted_run_says_why_in_the_ledger_and_the_summary() -> None:
         next_steps(summary)
     )
     assert "halted (too many failures)" in rendered(summary)
+
+
+def test_stopped_and_deleted_versions_are_counted() -> None:
+    """Versions `batchsubmit stop`/`delete` acted on are counted (their current version only)
+    and shown as rows of the table."""
+    acted = [
+        ledger.stopped(key="k0", version_id=21, job_id=10, ts=T0),
+        ledger.stopped(key="k1", version_id=99, job_id=10, ts=T0),  # an older version: not now
+        ledger.deleted(key="k2", version_id=21, job_id=10, ts=T0),
+    ]
+    summary = summary_of(*all_done(), *acted)
+    assert (summary.stopped, summary.deleted) == (1, 1)
+    text = rendered(summary)
+    assert "by `batchsubmit stop`" in text and "by `batchsubmit delete`" in text

@@ -137,6 +137,8 @@ def render_summary(summary: Summary, console: Console) -> None:
         ("not started", str(summary.not_started), ""),
         ("retries", str(summary.retries), ""),
         ("throttled", str(summary.throttled), "requests answered \"slow down\""),
+        ("stopped", str(summary.stopped), "by `batchsubmit stop`"),
+        ("deleted", str(summary.deleted), "by `batchsubmit delete`"),
         ("achieved rate", rate, "outcomes/s, first submit to last outcome"),
         ("time taken", format_duration(summary.elapsed_s), f"{summary.runs} run(s)"),
         ("last run", _last_run(summary), ""),

@@ -83,7 +83,8 @@ def register(subparsers: Any) -> None:
         "failed, pending (outcome unknown), not_started, reconciled, retries, failures_by_code, "
         "failure_examples, started_at, finished_at, elapsed_s, achieved_rate, interrupted, runs, "
         "torn_line, statuses (training status name -> points, from `batchsubmit watch`), "
-        "halted (why the last run stopped itself, or null), throttled, complete",
+        "halted (why the last run stopped itself, or null), throttled, stopped, deleted, "
+        "complete",
     )
     points = parser.add_argument_group("one row per point")
     points.add_argument(
