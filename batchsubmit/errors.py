@@ -150,13 +150,20 @@ class ThrottledError(APIError):
         self.retry_after = retry_after
 
     @property
-    def announced_limit(self) -> float | None:
-        """Requests/s of the gateway policy the message names ("...,limit:10,time:1 second")."""
+    def announced_policy(self) -> tuple[float, float] | None:
+        """(requests, period in seconds) of the gateway policy the message names
+        ("...,limit:40,time:1 second" is (40, 1.0); "time:1 minute", (N, 60.0)); else None."""
         match = _POLICY.search(self.message)
         if match is None:
             return None
-        per = float(match["time"]) * _UNIT_SECONDS[match["unit"]]
-        return float(match["limit"]) / per if per > 0 and float(match["limit"]) > 0 else None
+        count, period = float(match["limit"]), float(match["time"]) * _UNIT_SECONDS[match["unit"]]
+        return (count, period) if count > 0 and period > 0 else None
+
+    @property
+    def announced_limit(self) -> float | None:
+        """Requests/s of the gateway policy the message names, if it names one."""
+        policy = self.announced_policy
+        return None if policy is None else policy[0] / policy[1]
 
 
 _POLICY = re.compile(

@@ -46,7 +46,7 @@ from time import monotonic
 
 import anyio
 
-from batchsubmit.errors import _POLICY, _UNIT_SECONDS, ThrottledError
+from batchsubmit.errors import ThrottledError
 
 __all__ = ["AdaptiveRateLimiter", "LimiterStats", "announced_policy"]
 
@@ -68,11 +68,7 @@ _MAX_WINDOW = 100_000  # a policy allowing more than this per period is paced by
 
 def announced_policy(error: ThrottledError) -> tuple[float, float] | None:
     """(requests, period in seconds) of the policy a 429 names, e.g. (40, 1.0); else None."""
-    match = _POLICY.search(error.message)
-    if match is None:
-        return None
-    count, period = float(match["limit"]), float(match["time"]) * _UNIT_SECONDS[match["unit"]]
-    return (count, period) if count > 0 and period > 0 else None
+    return error.announced_policy
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,8 +6,10 @@ Only the command line speaks in exit codes; the core returns data and raises err
 from __future__ import annotations
 
 import enum
+import os
+import sys
 
-__all__ = ["ExitCode"]
+__all__ = ["ExitCode", "silence_stdout"]
 
 
 class ExitCode(enum.IntEnum):
@@ -18,3 +20,13 @@ class ExitCode(enum.IntEnum):
     USAGE = 2  # spec, usage or credential error: nothing was sent
     UNREACHABLE = 3  # no usable answer from the service before anything was sent
     INTERRUPTED = 130  # Ctrl-C / SIGTERM: run the same command again to resume
+
+
+def silence_stdout() -> None:
+    """After a BrokenPipeError (``batchsubmit expand ... | head``): send the rest of stdout, and
+    the interpreter's last flush, to /dev/null instead of a second traceback."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass

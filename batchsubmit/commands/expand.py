@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from batchsubmit import bounds
+from batchsubmit.commands import silence_stdout
 from batchsubmit.errors import SpecError, UsageError
 
 if TYPE_CHECKING:  # the sweep package (pydantic, PyYAML) is imported when the command runs
@@ -259,7 +260,7 @@ def run(args: argparse.Namespace) -> int:
             rate = args.rate or spec.submit.rate
             _print_table(spec, total, args.limit or DEFAULT_ROWS, rate, jobs, notes)
     except BrokenPipeError:  # `| head`: the reader has seen enough
-        _silence_stdout()
+        silence_stdout()
     return 0
 
 
@@ -333,9 +334,3 @@ def _print_table(
     console.print(summary, highlight=False)
 
 
-def _silence_stdout() -> None:
-    try:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-    except (OSError, ValueError):
-        pass

@@ -168,9 +168,9 @@ def print_points(state: LedgerState, outcomes: list[str] | None, form: str) -> N
             _write_delimited(rows, "," if form == "csv" else "\t")
         sys.stdout.flush()
     except BrokenPipeError:  # `| head`: the reader has seen enough
-        from batchsubmit.commands.expand import _silence_stdout
+        from batchsubmit.commands import silence_stdout
 
-        _silence_stdout()
+        silence_stdout()
 
 
 def _write_delimited(rows: list[PointRow], delimiter: str) -> None:
