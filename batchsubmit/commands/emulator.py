@@ -479,32 +479,24 @@ def parse_add_params(text: str) -> tuple[tuple[str, str], ...]:
     return tuple(pairs)
 
 
-# Config fields set straight from the flag of the same meaning: field -> argparse dest.
-_FLAG_FIELDS = {
-    "host": "host", "port": "port", "project_id": "project_id", "auth": "auth",
-    "date_window_seconds": "date_window", "max_versions_per_job": "max_versions",
-    "state_file": "state_file", "state_save_interval": "save_interval", "admin": "admin",
-    "seed": "seed", "rate": "rate", "burst": "burst", "gateway": "gateway",
-    "policy_period": "policy_period", "announce_limit": "announce_limit",
-    "retry_after": "retry_after", "gateway_prefix": "gateway_prefix",
-    "echo_numbers": "echo_numbers", "shuffle_params": "shuffle_params",
-    "normalise_train_url": "normalise_train_url", "max_per_page": "max_per_page",
-    "page_offsets": "page_offsets", "errors_200": "errors_200", "error_field": "error_field",
-    "strict": "strict", "latency_ms": "latency_ms", "latency_jitter_ms": "latency_jitter_ms",
-    "latency_distribution": "latency_distribution", "error_500_share": "error_500_share",
-    "ambiguous_share": "ambiguous_share", "stall_seconds": "stall_seconds",
-    "faults_on_lists": "faults_on_lists", "list_lag": "list_lag",
-    "init_seconds": "init_seconds", "run_seconds": "run_seconds",
-    "failure_share": "failure_share",
-    "v2_offset": "v2_offset", "v2_count": "v2_count", "v2_default_limit": "v2_default_limit",
-    "v2_limit_range": "v2_limit_range", "v2_like": "v2_like", "v2_name_scope": "v2_name_scope",
-    "v2_name_case": "v2_name_case", "v2_name_reuse": "v2_name_reuse",
-    "v2_race_window": "v2_race_window", "v2_quota": "v2_quota",
-    "v2_delete_lag": "v2_delete_lag", "search_lag": "search_lag",
-    "v2_creating_seconds": "v2_creating_seconds", "v2_pending_seconds": "v2_pending_seconds",
-    "v2_running_seconds": "v2_running_seconds",
-    "v2_terminating_seconds": "v2_terminating_seconds", "abnormal_share": "abnormal_share",
-}  # fmt: skip
+# Config fields set straight from the flag of the same name (argparse dest) ...
+_FLAG_FIELDS = (
+    "host", "port", "project_id", "auth", "state_file", "admin", "seed", "rate", "burst",
+    "gateway", "policy_period", "announce_limit", "retry_after", "gateway_prefix", "echo_numbers",
+    "shuffle_params", "normalise_train_url", "max_per_page", "page_offsets", "errors_200",
+    "error_field", "strict", "latency_ms", "latency_jitter_ms", "latency_distribution",
+    "error_500_share", "ambiguous_share", "stall_seconds", "faults_on_lists", "list_lag",
+    "init_seconds", "run_seconds", "failure_share", "v2_offset", "v2_count", "v2_default_limit",
+    "v2_limit_range", "v2_like", "v2_name_scope", "v2_name_case", "v2_name_reuse",
+    "v2_race_window", "v2_quota", "v2_delete_lag", "search_lag", "v2_creating_seconds",
+    "v2_pending_seconds", "v2_running_seconds", "v2_terminating_seconds", "abnormal_share",
+)
+# ... and those whose flag is spelt otherwise: field -> argparse dest.
+_RENAMED_FLAGS = {
+    "date_window_seconds": "date_window",
+    "max_versions_per_job": "max_versions",
+    "state_save_interval": "save_interval",
+}
 
 
 def build_config(args: argparse.Namespace) -> EmulatorConfig:
@@ -514,7 +506,8 @@ def build_config(args: argparse.Namespace) -> EmulatorConfig:
     from batchsubmit.emulator import EmulatorConfig
 
     tokens, access_keys = _secrets(args)
-    settings: dict[str, Any] = {field: getattr(args, dest) for field, dest in _FLAG_FIELDS.items()}
+    settings: dict[str, Any] = {field: getattr(args, field) for field in _FLAG_FIELDS}
+    settings.update({field: getattr(args, dest) for field, dest in _RENAMED_FLAGS.items()})
     settings.update(
         tokens=tokens, access_keys=access_keys, add_params=parse_add_params(args.add_params),
         ambiguous_kinds=[k.strip() for k in args.ambiguous_kinds.split(",") if k.strip()],

@@ -13,6 +13,7 @@ import contextlib
 import re
 import socket
 import struct
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from aiohttp import web
@@ -47,8 +48,10 @@ class Host(Protocol):
     def changed(self) -> None: ...
     def new_life(self) -> Life: ...
     def inject_500(self, request: web.Request, *, create: bool) -> None: ...
-    def ambiguous_kind(self) -> str | None: ...
-    async def stall(self, request: web.Request) -> None: ...
+    async def hide_reply(
+        self, request: web.Request, mark: Callable[[str], None], error_500: Exception,
+        **fields: object,
+    ) -> None: ...
 
 
 REQUEST_ID = web.RequestKey("request_id", str)
@@ -172,27 +175,10 @@ class V1Api:
             request_id=request[REQUEST_ID],
         )
         reply = web.json_response(self._created(job, version, now))
-        return await self._maybe_ambiguous(request, version, reply)
-
-    async def _maybe_ambiguous(
-        self, request: web.Request, version: Version, reply: web.Response
-    ) -> web.Response:
-        emu = self.emu
-        kind = emu.ambiguous_kind()
-        if kind is None:
-            return reply
-        version.ambiguous = kind
-        emu.state.revision += 1
-        emu.changed()
-        emu.count("ambiguous")
-        emu.count(f"ambiguous_{kind}")
-        log.info("batchsubmit.emulator.fault_ambiguous", kind=kind, version_id=version.version_id)
-        if kind == "500":
-            raise Rejection(500, "ModelArts.0010", "internal error")
-        if kind == "reset":
-            reset_connection(request)
-        else:
-            await emu.stall(request)
+        await emu.hide_reply(
+            request, lambda kind: setattr(version, "ambiguous", kind),
+            Rejection(500, "ModelArts.0010", "internal error"), version_id=version.version_id,
+        )
         return reply
 
     @staticmethod

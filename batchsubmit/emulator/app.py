@@ -249,6 +249,33 @@ class Emulator:
             return None
         return self._rng.choice(sorted(self._config.ambiguous_kinds))
 
+    async def hide_reply(
+        self,
+        request: web.Request,
+        mark: Callable[[str], None],
+        error_500: Exception,
+        **fields: object,
+    ) -> None:
+        """After a create (v1 version or v2 job): maybe hide its reply, an *ambiguous* outcome.
+
+        ``mark`` records the kind on the created object (ground truth); ``error_500`` is the
+        API's own 500 body. Returns when the reply may go: none, or a stall that ended."""
+        kind = self.ambiguous_kind()
+        if kind is None:
+            return
+        mark(kind)
+        self.state.revision += 1
+        self.changed()
+        self.count("ambiguous")
+        self.count(f"ambiguous_{kind}")
+        log.info("batchsubmit.emulator.fault_ambiguous", kind=kind, **fields)
+        if kind == "500":
+            raise error_500
+        if kind == "reset":
+            reset_connection(request)
+        else:
+            await self.stall(request)
+
     async def stall(self, request: web.Request) -> None:
         """Hold the reply for stall_seconds; at shutdown, drop the connection instead."""
         with contextlib.suppress(TimeoutError):

@@ -10,11 +10,12 @@ after the job exists. Failures answer ``{error_code, error_msg[, error_solution]
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from aiohttp import web
 
-from batchsubmit.emulator.api import REQUEST_ID, reset_connection
+from batchsubmit.emulator.api import REQUEST_ID
 from batchsubmit.emulator.config import EmulatorConfig
 from batchsubmit.emulator.state import State
 from batchsubmit.emulator.v2_search import matches, page, validate_search
@@ -44,8 +45,10 @@ class V2Host(Protocol):
     def new_v2_id(self) -> str: ...
     def new_v2_life(self) -> JobLife: ...
     def inject_500(self, request: web.Request, *, create: bool) -> None: ...
-    def ambiguous_kind(self) -> str | None: ...
-    async def stall(self, request: web.Request) -> None: ...
+    async def hide_reply(
+        self, request: web.Request, mark: Callable[[str], None], error_500: Exception,
+        **fields: object,
+    ) -> None: ...
 
 
 def v2_error_response(rejection: Rejection, request_id: str) -> web.Response:
@@ -97,7 +100,11 @@ class V2Api:
         emu.changed()
         log.debug("batchsubmit.emulator.v2_job_created", job_id=job.job_id, name=name)
         reply = web.json_response(job.render(now), status=201)
-        return await self._maybe_ambiguous(request, job, reply)
+        await emu.hide_reply(
+            request, lambda kind: setattr(job, "ambiguous", kind),
+            V2Rejection(500, "ModelArts.0010", "internal error"), training_job_id=job.job_id,
+        )
+        return reply
 
     def _name_taken(self, name: str, workspace: str, now: int) -> bool:
         """Whether a job holds the name, by the scope, case, reuse and race-window switches."""
@@ -130,27 +137,6 @@ class V2Api:
                 f"Exceed quota limit of resource(training jobs: {active} active of {quota}).",
                 solution="Wait for running jobs to end, or terminate some.",
             )
-
-    async def _maybe_ambiguous(
-        self, request: web.Request, job: TrainingJob, reply: web.Response
-    ) -> web.Response:
-        emu = self.emu
-        kind = emu.ambiguous_kind()
-        if kind is None:
-            return reply
-        job.ambiguous = kind
-        emu.state.revision += 1
-        emu.changed()
-        emu.count("ambiguous")
-        emu.count(f"ambiguous_{kind}")
-        log.info("batchsubmit.emulator.fault_ambiguous", kind=kind, training_job_id=job.job_id)
-        if kind == "500":
-            raise V2Rejection(500, "ModelArts.0010", "internal error")
-        if kind == "reset":
-            reset_connection(request)
-        else:
-            await emu.stall(request)
-        return reply
 
     # --- reads --------------------------------------------------------------------------------
     async def search(self, request: web.Request) -> web.Response:
