@@ -1,4 +1,4 @@
-"""Async client of the ModelArts v1 training-job API.
+"""Async client of the ModelArts training-job APIs: v1 (versions of a job) and v2 (jobs).
 
 The only module that talks aiohttp, and so the one place where aiohttp's exceptions and the
 server's error bodies are translated into :mod:`batchsubmit.errors` (see ``_send``).
@@ -23,6 +23,7 @@ from batchsubmit.errors import (
     APIError,
     AuthError,
     BatchSubmitError,
+    NameTakenError,
     NotSentError,
     OutcomeUnknownError,
     ServerError,
@@ -38,6 +39,7 @@ from batchsubmit.models import (
     VersionDetail,
     VersionList,
 )
+from batchsubmit.models_v2 import JobSearchPage, TrainingJob
 from batchsubmit.paging import MAX_PER_PAGE, walk_versions
 
 __all__ = ["MAX_PER_PAGE", "ModelArtsClient", "classify_error", "encode_body"]
@@ -108,6 +110,8 @@ def classify_error(
         )
     if status == 401 or code in _AUTH_CODES:
         return AuthError(message, http_status=status, error_code=code, request_id=request_id)
+    if code in NameTakenError.codes:
+        return NameTakenError(message, http_status=status, error_code=code, request_id=request_id)
     if status >= 500:
         return ServerError(
             message,
@@ -263,13 +267,49 @@ class ModelArtsClient:
         """Delete one version (``DELETE .../versions/{version_id}``, answered ``{}``)."""
         await self._send("DELETE", f"training-jobs/{job_id}/versions/{version_id}")
 
-    async def _read(self, path: str, *, query: Mapping[str, str | int] | None = None) -> Any:
+    # -- the v2 API: one training job per point -------------------------------------------
+
+    async def create_training_job(self, body: Mapping[str, Any]) -> TrainingJob:
+        """Create one v2 training job (201). Not idempotent: OutcomeUnknownError means it may
+        exist; NameTakenError (ModelArts.2751) that a job of that name does."""
+        payload = await self._send("POST", "training-jobs", body=encode_body(body), api="v2")
+        return self._parse(TrainingJob, payload, may_have_created=True)
+
+    async def search_training_jobs(self, query: Mapping[str, Any]) -> JobSearchPage:
+        """One page of a v2 job search (a POST that only reads)."""
+        payload = await self._read(
+            "training-job-searches", method="POST", body=encode_body(query), api="v2"
+        )
+        return self._parse(JobSearchPage, payload, may_have_created=False)
+
+    async def get_training_job(self, training_job_id: str) -> TrainingJob:
+        payload = await self._read(f"training-jobs/{training_job_id}", api="v2")
+        return self._parse(TrainingJob, payload, may_have_created=False)
+
+    async def terminate_training_job(self, training_job_id: str) -> None:
+        """Terminate one v2 job (202); 409 ModelArts.2796 when it has already ended."""
+        await self._send(
+            "POST", f"training-jobs/{training_job_id}/actions",
+            body=encode_body({"action_type": "terminate"}), api="v2", creates=False,
+        )
+
+    async def delete_training_job(self, training_job_id: str) -> None:
+        """Delete one v2 job (202, asynchronous on the server)."""
+        await self._send("DELETE", f"training-jobs/{training_job_id}", api="v2")
+
+    async def _read(
+        self, path: str, *, query: Mapping[str, str | int] | None = None, method: str = "GET",
+        body: bytes = b"", api: str = "v1",
+    ) -> Any:
+        def send() -> Awaitable[Any]:
+            return self._send(method, path, query=query, body=body, api=api, creates=False)
+
         limiter = self._read_limiter
         if limiter is None:
-            return await self._send("GET", path, query=query)
+            return await send()
         sent_at = await limiter.acquire()
         try:
-            payload = await self._send("GET", path, query=query)
+            payload = await send()
         except ThrottledError as exc:
             limiter.on_throttled(exc, sent_at=sent_at)
             raise
@@ -296,11 +336,16 @@ class ModelArtsClient:
         *,
         query: Mapping[str, str | int] | None = None,
         body: bytes = b"",
+        api: str = "v1",
+        creates: bool | None = None,
     ) -> Any:
-        """Send one request; return the decoded success body or raise the classified error."""
+        """Send one request; return the decoded success body or raise the classified error.
+
+        ``creates``: whether the request may create something (so an unanswered one leaves an
+        outcome unknown); by default every POST may."""
         if self._session is None:
             raise RuntimeError("use the client as `async with ModelArtsClient(...) as client`")
-        url = f"{self._base}/v1/{self._credentials.project_id}/{path}"
+        url = f"{self._base}/{api}/{self._credentials.project_id}/{path}"
         if query:
             url += "?" + canonical_query(query)
         headers = {"Content-Type": "application/json"} if body else {}
@@ -326,7 +371,7 @@ class ModelArtsClient:
                     raw = await _read_capped(response.content, _MAX_BODY)
                 status = response.status
         except aiohttp.RedirectClientError as exc:  # a reply came (redirects are not followed)
-            raise self._unknown(method, path, exc, sent=True) from exc
+            raise self._unknown(method, path, exc, sent=True, creates=creates) from exc
         except _NOT_SENT as exc:
             raise NotSentError(
                 f"could not reach {self._base} ({type(exc).__name__}: {exc}) for {method} "
@@ -334,16 +379,19 @@ class ModelArtsClient:
                 "and that the service, or the `batchsubmit emulator`, is listening there"
             ) from exc
         except (aiohttp.ClientError, TimeoutError) as exc:  # the rest: after it may have left
-            raise self._unknown(method, path, exc, sent=sent) from exc
+            raise self._unknown(method, path, exc, sent=sent, creates=creates) from exc
         if raw is None:
-            raise self._unknown(method, path, f"reply larger than {_MAX_BODY} bytes", sent=True)
-        return self._decode(method, path, status, raw, reply_headers)
+            raise self._unknown(
+                method, path, f"reply larger than {_MAX_BODY} bytes", sent=True, creates=creates
+            )
+        return self._decode(method, path, status, raw, reply_headers, creates=creates)
 
     def _decode(
-        self, method: str, path: str, status: int, raw: bytes, headers: Mapping[str, str]
+        self, method: str, path: str, status: int, raw: bytes, headers: Mapping[str, str],
+        *, creates: bool | None = None,
     ) -> Any:
         """The success body of a reply, or the classified error it carries."""
-        may_have_created = method == "POST"
+        may_have_created = method == "POST" if creates is None else creates
         try:
             payload = json.loads(raw) if raw else None
         except ValueError:
@@ -354,18 +402,22 @@ class ModelArtsClient:
             return payload
         if 200 <= status < 300:
             snippet = raw[:80].decode("utf-8", "replace")
-            raise self._unknown(method, path, f"undecodable {status} reply {snippet!r}", sent=True)
+            raise self._unknown(
+                method, path, f"undecodable {status} reply {snippet!r}", sent=True, creates=creates
+            )
         raise classify_error(status, payload, headers, may_have_created=may_have_created)
 
     @staticmethod
-    def _unknown(method: str, path: str, cause: object, *, sent: bool) -> BatchSubmitError:
+    def _unknown(
+        method: str, path: str, cause: object, *, sent: bool, creates: bool | None = None
+    ) -> BatchSubmitError:
         if isinstance(cause, BaseException):
             cause = f"{type(cause).__name__}: {cause}" if str(cause) else type(cause).__name__
-        if method != "POST":
+        if not (method == "POST" if creates is None else creates):
             return OutcomeUnknownError(f"{method} {path}: no usable answer ({cause})")
         return OutcomeUnknownError(
             f"{method} {path}: no usable answer after the request was "
-            f"{'sent' if sent else 'possibly sent'} ({cause}); the version may exist"
+            f"{'sent' if sent else 'possibly sent'} ({cause}); what it creates may exist"
         )
 
 

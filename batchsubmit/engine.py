@@ -30,6 +30,7 @@ from batchsubmit.errors import (
     BatchSubmitError,
     Disposition,
     IdentityConflictError,
+    NameTakenError,
     NotSentError,
     ThrottledError,
 )
@@ -270,6 +271,9 @@ class Engine:
         if error.error_code is not None:
             fields["error_code"] = error.error_code
         self._account(error, sent_at)
+        if isinstance(error, NameTakenError):
+            await self._name_taken(job_id, point, error, attempts)
+            return False
         if disposition is Disposition.ABORT:
             # No outcome is written: the intent stays pending, and the next run reconciles it.
             log.error("batchsubmit.submit.aborted", **fields)
@@ -318,6 +322,27 @@ class Engine:
             log.error("batchsubmit.run.halted", reason=self.halt_reason)
             self._stop.set()
 
+    async def _name_taken(
+        self, job_id: int, point: Point, error: NameTakenError, attempts: int
+    ) -> None:
+        """The server holds an object of the point's unique name. After an earlier attempt of
+        ours (an intent in the ledger) that attempt landed: adopt the object found by name, or,
+        while the listing does not show it yet, leave the point pending (never resend). On a
+        first send it is someone else's: fail the point as an identity conflict."""
+        if attempts <= 1:
+            await self._conflict(job_id, point, IdentityConflictError(
+                f"the name of this point's object is taken on the server ({error}), and this "
+                "ledger never sent the point before: it is not this point's, so it is not "
+                "adopted; rename the point's object or remove the other one"
+            ), attempts)
+            return
+        log.info("batchsubmit.submit.name_taken", key=point.key, job_id=job_id, attempt=attempts)
+        if await self._reconcile(job_id, point, attempts):
+            return
+        log.warning("batchsubmit.submit.unreconciled", key=point.key,
+                    error="the name is taken but its object is not listed yet: left pending")
+        self._counters.unresolved += 1
+
     async def _reconcile(self, job_id: int, point: Point, attempts: int) -> bool:
         """Look for the point's version after an unknown outcome; True once the point is
         settled (found, a conflict, or left pending), False when it is surely absent."""
@@ -349,8 +374,8 @@ class Engine:
     ) -> None:
         await self._ledger.write(
             records.succeeded(
-                key=point.key, index=point.index, version_id=created.id,
-                version_name=created.name, parameter=point.parameter,
+                key=point.key, index=point.index, **created.ledger_fields(),  # type: ignore[arg-type]
+                parameter=point.parameter,
                 train_url=point.train_url, attempts=attempts, reconciled=reconciled,
                 latency_ms=None if latency_ms is None else round(latency_ms, 1),
             )

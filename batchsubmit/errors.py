@@ -8,13 +8,16 @@ property of the error, :attr:`BatchSubmitError.disposition`, so the pool never n
     ├── SpecError                    the sweep spec is wrong (file, line, field); never retried
     ├── UsageError                   bad flags, missing or unusable credentials; nothing was sent
     ├── LedgerError                  the ledger is damaged or unwritable (path, line)
-    ├── IdentityConflictError        a version on the point's train_url has other parameters:
+    ├── IdentityConflictError        an object holds the point's identity (v1: train_url, v2:
+    │                                job name) with other parameters, or a name we never sent:
     │                                not ours, never adopted; the point fails, nothing is sent
     ├── FailedPointsError            (batchsubmit.api) raise_for_failures: some points failed or
     │                                are pending; carries the SubmitResult
     ├── APIError                     the server answered no (http_status, error_code, request_id)
     │   ├── ThrottledError           429, APIG(W).0308, ModelArts.2799|4206|6101; has retry_after
     │   ├── AuthError                401, APIG(W).0301, ModelArts.02xx: stops the run, no retry
+    │   ├── NameTakenError           v2 400 ModelArts.2751: the job name exists; ours after an
+    │                                earlier attempt (adopted by name), else an identity conflict
     │   └── ServerError              5xx: 500/502/504 after a POST leave the outcome unknown
     └── TransportError               no usable answer
         ├── NotSentError             refused / DNS failure: the request never left; safe to retry
@@ -217,6 +220,15 @@ class IdentityConflictError(BatchSubmitError):
 
     def __init__(self, message: str) -> None:
         super().__init__(message, error_code=self.code)
+
+
+class NameTakenError(APIError):
+    """The server refuses the create because the object's unique name is taken (v2: 400
+    ``ModelArts.2751``). After an earlier attempt of ours it means that attempt landed: the
+    engine adopts the object found by that name; on a first send it is someone else's object
+    and the point fails as an identity conflict."""
+
+    codes: ClassVar[frozenset[str]] = frozenset({"ModelArts.2751"})
 
 
 class TransportError(BatchSubmitError):

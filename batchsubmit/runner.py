@@ -52,6 +52,7 @@ from batchsubmit.sweep import (
     rebase,
 )
 from batchsubmit.sweep.expand import sendable_points
+from batchsubmit.sweep.v2body import V2Body
 from batchsubmit.target import PointListing, Target
 from batchsubmit.v1 import V1Target
 
@@ -92,6 +93,13 @@ class Settings:
     retry_failed: bool
     settle: float
     bases: dict[int, int] | None = None  # job -> version its base came from (from_version)
+    api: str = "v1"  # "v2": a training job per point; job_id 0 and no job_ids then
+    workspace_id: str | None = None  # v2: the workspace the jobs are created in
+
+    @property
+    def scopes(self) -> tuple[int, ...]:
+        """What the engine keys listings by: the v1 jobs, or 0 for v2's one project."""
+        return self.job_ids or (0,)
 
 
 @dataclass(frozen=True)
@@ -172,10 +180,16 @@ def resolve(spec: SweepSpec, options: RunRequest, env: Mapping[str, str]) -> Set
     """Flags override the spec's ``target``/``submit``; the spec overrides the defaults."""
     endpoint = options.endpoint or spec.target.endpoint
     project_id = project_id_for(spec, options.project_id, env)
+    api = spec.target.api
     if options.job_id is not None:
         bounds.JOB_ID.check(options.job_id)
+        if api == "v2":
+            raise UsageError(
+                "--job-id names a v1 training job, but this spec is api: v2 (a training job "
+                "per point, in no existing job): drop --job-id"
+            )
     job_ids = (options.job_id,) if options.job_id is not None else tuple(spec.target.job_ids)
-    if not job_ids:
+    if not job_ids and api == "v1":
         raise UsageError(
             "no training job: set target.job_id (or target.job_ids) in the spec, "
             "or pass --job-id"
@@ -190,9 +204,10 @@ def resolve(spec: SweepSpec, options: RunRequest, env: Mapping[str, str]) -> Set
     ):
         bound.check(value)
     return Settings(
-        endpoint=endpoint, project_id=project_id, job_id=job_ids[0], job_ids=job_ids,
-        rate=rate, concurrency=concurrency, max_attempts=attempts, timeout=options.timeout,
-        retry_failed=options.retry_failed, settle=options.settle,
+        endpoint=endpoint, project_id=project_id, job_id=job_ids[0] if job_ids else 0,
+        job_ids=job_ids, rate=rate, concurrency=concurrency, max_attempts=attempts,
+        timeout=options.timeout, retry_failed=options.retry_failed, settle=options.settle,
+        api=api, workspace_id=spec.target.workspace_id,
     )
 
 
@@ -206,7 +221,10 @@ def default_ledger(spec: SweepSpec) -> Path:
 
 
 def bind_jobs(spec: SweepSpec, job_ids: tuple[int, ...]) -> list[JobSweep]:
-    """The spec bound to each job and preflighted (no base from the server needed)."""
+    """The spec bound to each job and preflighted (no base from the server needed); a v2 spec
+    (no job ids) is one sweep of the project."""
+    if not job_ids:
+        return [_job(spec, 0, 1)]
     return [_job(bind(spec, job), job, len(job_ids)) for job in job_ids]
 
 
@@ -261,8 +279,10 @@ async def _endpoint(
         return
     from batchsubmit.emulator import EmulatorConfig, run_emulator
 
-    first = next(iter_points(bind(plan.spec, settings.job_id), validate=False), None)
-    base_version = first.body["config"].get("pre_version_id", 1) if first else 1
+    base_version = 1
+    if settings.job_ids:
+        first = next(iter_points(bind(plan.spec, settings.job_id), validate=False), None)
+        base_version = first.body["config"].get("pre_version_id", 1) if first else 1
     # Its state lives beside the ledger, so a re-run resumes against the same "server".
     config = EmulatorConfig(
         project_id=settings.project_id,
@@ -354,13 +374,25 @@ async def open_run(
                 connect_timeout=request.connect_timeout, read_timeout=settings.timeout,
             )
         )
-        target = V1Target(client)
+        target = _target(plan, client)
         reconcilers = {
             job: Reconciler(partial(target.listing, job), settle=settings.settle,
                             max_attempts=settings.max_attempts, backoff=Backoff())
-            for job in settings.job_ids
+            for job in settings.scopes
         }
         yield Session(plan, state, ledger, client, target, limiter, reconcilers)
+
+
+def _target(plan: RunPlan, client: ModelArtsClient) -> Target:
+    """The API the spec names, through ``client``."""
+    body = plan.spec.plan.body
+    if isinstance(body, V2Body):
+        from batchsubmit.v2 import V2Target
+
+        return V2Target(
+            client, name_prefix=body.name_prefix, workspace_id=plan.settings.workspace_id
+        )
+    return V1Target(client)
 
 
 # --- phase 3: reconcile --------------------------------------------------------------------------
@@ -428,7 +460,7 @@ async def submit_points(
     items = work_items(start.jobs, session.state, retry_failed=settings.retry_failed,
                        skipped=skipped)
     session.state = LedgerState(path=session.state.path)  # a big fold: the items hold what's needed
-    log.info("batchsubmit.run.started", sweep=plan.spec.name, total=total,
+    log.info("batchsubmit.run.started", sweep=plan.spec.name, total=total, api=settings.api,
              jobs=len(settings.job_ids))
 
     def stats() -> EngineStats:

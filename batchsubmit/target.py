@@ -3,8 +3,9 @@
 The engine, the reconciler and the run talk to a :class:`Target` only: create a point, list the
 points a job has on the server (:class:`PointListing`, complete or an error); ``batchsubmit stop``
 and ``delete`` (:mod:`batchsubmit.stopping`) stop or delete an object the ledger recorded.
-The v1 API (versions of one training job) is one implementation (:mod:`batchsubmit.v1`); another
-API plugs in beside it without touching the engine.
+The v1 API (versions of one training job) is one implementation (:mod:`batchsubmit.v1`), the v2
+API (a training job per point, :mod:`batchsubmit.v2`) another; ``job_id`` is the v1 job a call is
+about (v2 ignores it: its points belong to no job).
 """
 
 from __future__ import annotations
@@ -19,10 +20,17 @@ __all__ = ["Created", "PointListing", "Target"]
 
 @dataclass(frozen=True, slots=True)
 class Created:
-    """A point's object on the server: the id and name its ``succeeded`` line records."""
+    """A point's object on the server: the id and name its ``succeeded`` line records, under
+    the field names of its API (v1 ``version_id``/``version_name``, v2 ``training_job_id``/
+    ``job_name``)."""
 
-    id: int
+    id: int | str
     name: str
+    id_field: str = "version_id"
+    name_field: str = "version_name"
+
+    def ledger_fields(self) -> dict[str, int | str]:
+        return {self.id_field: self.id, self.name_field: self.name}
 
 
 class PointListing(Protocol):
@@ -55,10 +63,10 @@ class Target(Protocol):
         """A complete listing of the job, begun at ``started_at``; an error if incomplete."""
         ...
 
-    async def stop(self, job_id: int, id: int) -> None:
+    async def stop(self, job_id: int, id: int | str) -> None:
         """Stop the object ``id`` of the job (its training is killed); an APIError if refused."""
         ...
 
-    async def delete(self, job_id: int, id: int) -> None:
+    async def delete(self, job_id: int, id: int | str) -> None:
         """Delete the object ``id`` of the job for good; an APIError if refused."""
         ...

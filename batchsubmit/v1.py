@@ -98,11 +98,11 @@ class V1Target:
     async def listing(self, job_id: int, started_at: float) -> Listing:
         return Listing.build(started_at, await self.versions(job_id))
 
-    async def stop(self, job_id: int, id: int) -> None:
-        await self.client.stop_version(job_id, id)
+    async def stop(self, job_id: int, id: int | str) -> None:
+        await self.client.stop_version(job_id, int(id))
 
-    async def delete(self, job_id: int, id: int) -> None:
-        await self.client.delete_version(job_id, id)
+    async def delete(self, job_id: int, id: int | str) -> None:
+        await self.client.delete_version(job_id, int(id))
 
     async def versions(self, job_id: int) -> list[Version]:
         """Every version of the job (a complete walk, else IncompleteListingError)."""

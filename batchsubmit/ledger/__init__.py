@@ -30,14 +30,23 @@ writer starts a fresh line after it (so a torn line may later sit mid-file: it i
 being an unfinished JSON object).
 """
 
-from batchsubmit.ledger.fold import LedgerState, RunSpan, StatusEntry, fold, read_ledger
+from batchsubmit.ledger.fold import (
+    LedgerState,
+    RunSpan,
+    StatusEntry,
+    fold,
+    object_id,
+    read_ledger,
+)
 from batchsubmit.ledger.records import (
     RECORD_EXTRAS,
     RECORD_FIELDS,
+    RECORD_FIELDS_V2,
     check_record,
     deleted,
     encode,
     failed,
+    job_status,
     run_finished,
     run_started,
     status,
@@ -52,6 +61,7 @@ from batchsubmit.ledger.writer import LedgerWriter
 __all__ = [
     "RECORD_EXTRAS",
     "RECORD_FIELDS",
+    "RECORD_FIELDS_V2",
     "LedgerState",
     "LedgerWriter",
     "RunSettings",
@@ -62,6 +72,8 @@ __all__ = [
     "encode",
     "failed",
     "fold",
+    "job_status",
+    "object_id",
     "read_ledger",
     "run_finished",
     "run_started",

@@ -36,8 +36,8 @@ class RunSpan:
 class StatusEntry(NamedTuple):
     """The latest ``status`` line of a key, kept small: a 100,000-point sweep holds 100,000."""
 
-    version_id: int
-    status: int
+    version_id: int | str  # v2: the training job's id
+    status: int | None  # v1's status code; None for v2 (its phase is ``status_name``)
     status_name: str
     duration_ms: float | None
 
@@ -57,8 +57,9 @@ class LedgerState:
     attempts: dict[str, int] = field(default_factory=dict)  # key -> highest attempt seen
     statuses: dict[str, StatusEntry] = field(default_factory=dict)  # key -> its last status line
     last_status_ts: str | None = None  # ts of the last status line
-    stopped: dict[str, int] = field(default_factory=dict)  # key -> version_id of its last stopped
-    deleted: dict[str, int] = field(default_factory=dict)  # key -> version_id of its last deleted
+    # key -> the version_id (v2: training_job_id) of its last stopped / deleted line
+    stopped: dict[str, int | str] = field(default_factory=dict)
+    deleted: dict[str, int | str] = field(default_factory=dict)
     torn_line: bool = False  # a torn line (crash mid-write) was ignored
     lines: int = 0  # lines read
     first_ts: str | None = None
@@ -109,11 +110,11 @@ class LedgerState:
         """A ``deleted`` line names the key's *current* version (not one since re-sent)."""
         return self._current(key, self.deleted.get(key))
 
-    def _current(self, key: str, version_id: int | None) -> bool:
+    def _current(self, key: str, version_id: int | str | None) -> bool:
         outcome = self.outcomes.get(key)
         return (
             version_id is not None and outcome is not None and outcome["event"] == "succeeded"
-            and outcome["version_id"] == version_id and key not in self.pending
+            and object_id(outcome) == version_id and key not in self.pending
         )  # fmt: skip
 
     def training_status(self, key: str) -> StatusEntry | None:
@@ -124,11 +125,18 @@ class LedgerState:
             entry is None
             or outcome is None
             or outcome["event"] != "succeeded"
-            or outcome["version_id"] != entry.version_id
+            or object_id(outcome) != entry.version_id
             or key in self.pending
         ):
             return None
         return entry
+
+
+def object_id(record: Mapping[str, Any]) -> int | str:
+    """The server's id of what a succeeded, status, stopped or deleted line is about: the v1
+    ``version_id`` or the v2 ``training_job_id``."""
+    found: int | str = record["version_id"] if "version_id" in record else record["training_job_id"]
+    return found
 
 
 class _Folder:
@@ -187,14 +195,14 @@ class _Folder:
             if outcome is not None:
                 key = outcome.get("key", key)  # share the string the outcome holds
             state.statuses[key] = StatusEntry(
-                record["version_id"], record["status"], self.memo.setdefault(name, name),
+                object_id(record), record.get("status"), self.memo.setdefault(name, name),
                 record["duration_ms"],
             )  # fmt: skip
             state.last_status_ts = ts
             return
         if event in ("stopped", "deleted"):  # no run's line either (batchsubmit stop / delete)
             acted = state.stopped if event == "stopped" else state.deleted
-            acted[record["key"]] = record["version_id"]
+            acted[record["key"]] = object_id(record)
             return
         if event == "run_started":
             if state.sweep is None:
@@ -270,7 +278,8 @@ _PAIR: Final = {"label": None, "value": None}.keys()
 _SPEC_SUFFIXES: Final = (".yaml", ".yml", ".toml", ".json")  # a ledger is JSON Lines
 # What a slim fold keeps of an outcome: enough to resume and to summarise, a fraction of the size.
 _SLIM_FIELDS: Final = (
-    "event", "version_id", "attempts", "reconciled", "error_code", "error_message", "http_status",
+    "event", "version_id", "training_job_id", "attempts", "reconciled", "error_code",
+    "error_message", "http_status",
 )
 _DECODE: Final = json.JSONDecoder().decode
 

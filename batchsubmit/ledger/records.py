@@ -28,6 +28,18 @@ RECORD_FIELDS: Final[Mapping[str, tuple[str, ...]]] = {
     "deleted": ("key", "version_id", "job_id"),
 }  # fmt: skip
 
+#: The v2 API's variants (a training job per point): chosen by the ``training_job_id`` field,
+#: which stands where v1 records have ``version_id``; every other field is v1's.
+RECORD_FIELDS_V2: Final[Mapping[str, tuple[str, ...]]] = {
+    "succeeded": (
+        "key", "index", "training_job_id", "job_name", "parameter", "train_url", "attempts",
+        "reconciled", "latency_ms",
+    ),
+    "status": ("key", "training_job_id", "status_name", "duration_ms"),  # status_name: the phase
+    "stopped": ("key", "training_job_id"),
+    "deleted": ("key", "training_job_id"),
+}  # fmt: skip
+
 #: Fields added later, written after the contract's own (before "ts"); a reader must not need
 #: them, since older ledgers lack them.
 RECORD_EXTRAS: Final[Mapping[str, tuple[str, ...]]] = {
@@ -44,7 +56,7 @@ _TYPES: Final[Mapping[str, tuple[type, ...]]] = {
     "error_code": (str, NoneType), "error_message": (str,), "http_status": (int, NoneType),
     "request_id": (str, NoneType), "counts": (dict,), "interrupted": (bool,), "ts": (str,),
     "status": (int,), "status_name": (str,), "duration_ms": (int, float, NoneType),
-    "job_id": (int,),
+    "job_id": (int,), "training_job_id": (str,), "job_name": (str,),
 }  # fmt: skip
 
 Outcome = Literal["succeeded", "failed", "pending"]
@@ -100,18 +112,25 @@ def succeeded(
     *,
     key: str,
     index: int,
-    version_id: int,
-    version_name: str,
+    version_id: int | None = None,
+    version_name: str | None = None,
     parameter: Sequence[tuple[str, str]],
     train_url: str,
     attempts: int,
     reconciled: bool,
     latency_ms: float | None,
+    training_job_id: str | None = None,
+    job_name: str | None = None,
     ts: str | None = None,
 ) -> dict[str, Any]:
-    """The point's version exists (created now, or found on the server: ``reconciled``)."""
+    """The point's version (v1) or training job (v2: ``training_job_id``, ``job_name``) exists,
+    created now or found on the server (``reconciled``)."""
+    ids: dict[str, Any] = (
+        {"version_id": version_id, "version_name": version_name} if training_job_id is None
+        else {"training_job_id": training_job_id, "job_name": job_name}
+    )  # fmt: skip
     return _record(
-        "succeeded", ts, key=key, index=index, version_id=version_id, version_name=version_name,
+        "succeeded", ts, key=key, index=index, **ids,
         parameter=[{"label": label, "value": value} for label, value in parameter],
         train_url=train_url, attempts=attempts, reconciled=reconciled, latency_ms=latency_ms,
     )  # fmt: skip
@@ -166,14 +185,47 @@ def status(
     )  # fmt: skip
 
 
-def stopped(*, key: str, version_id: int, job_id: int, ts: str | None = None) -> dict[str, Any]:
-    """The server accepted the stop of a point's version (``batchsubmit stop --yes``)."""
-    return _record("stopped", ts, key=key, version_id=version_id, job_id=job_id)
+def job_status(
+    *,
+    key: str,
+    training_job_id: str,
+    phase: str,
+    duration_ms: float | None,
+    index: int | None = None,
+    parameter: Sequence[tuple[str, str]] = (),
+    ts: str | None = None,
+) -> dict[str, Any]:
+    """The phase of a point's v2 training job changed (``batchsubmit watch`` saw it):
+    ``status_name`` is the phase (``Running``, ``Completed``, ...)."""
+    return _record(
+        "status", ts, key=key, training_job_id=training_job_id, status_name=phase,
+        duration_ms=duration_ms, index=index,
+        parameter=[{"label": label, "value": value} for label, value in parameter],
+    )  # fmt: skip
 
 
-def deleted(*, key: str, version_id: int, job_id: int, ts: str | None = None) -> dict[str, Any]:
-    """The server accepted the deletion of a point's version (``batchsubmit delete --yes``)."""
-    return _record("deleted", ts, key=key, version_id=version_id, job_id=job_id)
+def stopped(
+    *, key: str, version_id: int | str, job_id: int | None, ts: str | None = None
+) -> dict[str, Any]:
+    """The server accepted the stop of a point's version (``batchsubmit stop --yes``); for v2
+    (``job_id`` None) of its training job, whose id ``version_id`` is then."""
+    return _acted("stopped", key, version_id, job_id, ts)
+
+
+def deleted(
+    *, key: str, version_id: int | str, job_id: int | None, ts: str | None = None
+) -> dict[str, Any]:
+    """The server accepted the deletion of a point's version (``batchsubmit delete --yes``),
+    or of its v2 training job (``job_id`` None)."""
+    return _acted("deleted", key, version_id, job_id, ts)
+
+
+def _acted(
+    event: str, key: str, id: int | str, job_id: int | None, ts: str | None
+) -> dict[str, Any]:
+    if job_id is None:
+        return _record(event, ts, key=key, training_job_id=str(id))
+    return _record(event, ts, key=key, version_id=id, job_id=job_id)
 
 
 def _refuse(value: object) -> object:
@@ -198,7 +250,8 @@ def check_record(record: object) -> dict[str, Any]:
     if not isinstance(record, dict):
         raise ValueError(f"a record is a JSON object, not {type(record).__name__}")
     event = record.get("event")
-    schema = _SCHEMA.get(event) if type(event) is str else None
+    schemas = _SCHEMA_V2 if "training_job_id" in record else _SCHEMA
+    schema = schemas.get(event) if type(event) is str else None
     if schema is None:
         raise ValueError(f"unknown event {event!r}: expected one of {', '.join(RECORD_FIELDS)}")
     for name, exact in schema:
@@ -221,5 +274,12 @@ def _loosely(value: object, allowed: tuple[type, ...]) -> bool:
 _SCHEMA: Final[Mapping[str, tuple[tuple[str, frozenset[type]], ...]]] = {
     event: tuple((name, frozenset(_TYPES[name])) for name in (*names, "ts"))
     for event, names in RECORD_FIELDS.items()
+}
+_SCHEMA_V2: Final[Mapping[str, tuple[tuple[str, frozenset[type]], ...]]] = {
+    **_SCHEMA,
+    **{
+        event: tuple((name, frozenset(_TYPES[name])) for name in (*names, "ts"))
+        for event, names in RECORD_FIELDS_V2.items()
+    },
 }
 _NAMES: Final[Mapping[str, str]] = {name: name for name in _TYPES}  # one copy of each field name

@@ -46,6 +46,8 @@ class RunSettings:
     timeout: float | None = None
     settle: float | None = None
     bases: dict[int, int] | None = None  # job -> the version its base came from (from_version)
+    api: str = "v1"  # "v2": a training job per point (no job ids)
+    workspace_id: str | None = None  # v2
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False)
 
     @property
@@ -73,5 +75,7 @@ class RunSettings:
             timeout=_float(settings.get("timeout")),
             settle=_float(settings.get("settle")),
             bases=bases,
+            api="v2" if settings.get("api") == "v2" else "v1",
+            workspace_id=_text(settings.get("workspace_id")),
             raw=dict(settings),
         )

@@ -353,7 +353,8 @@ def points(
             entry = state.training_status(key)
             view = PointView(
                 key, index, _pairs(record["parameter"]) or parameter,
-                CREATED if entry is None else _training_state(entry.status),
+                CREATED if entry is None or entry.status is None
+                else _training_state(entry.status),
                 None if entry is None else entry.status_name,
                 None if entry is None else entry.duration_ms,
                 record["version_id"], attempts=attempts, job_id=job_id,

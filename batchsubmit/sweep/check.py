@@ -41,6 +41,7 @@ from annotated_types import MaxLen
 from pydantic import BaseModel, ConfigDict, Strict, TypeAdapter
 
 from batchsubmit.models import DataSourceItem, VersionConfig
+from batchsubmit.sweep.body import Body
 from batchsubmit.sweep.plan import Plan
 
 __all__ = [
@@ -186,6 +187,7 @@ class PointCheck:
 def varying(plan: Plan) -> list[tuple[Loc, str]]:
     """Every place a point fills in the wire body, with the format that fills it."""
     body = plan.body
+    assert isinstance(body, Body), "the fast check is v1's: v2 bodies are validated whole"
     places: list[tuple[Loc, str]] = []
     if body.job_desc is not None and body.job_desc.constant is None:
         places.append((("job_desc",), body.job_desc.fmt))

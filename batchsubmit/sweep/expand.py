@@ -37,6 +37,7 @@ from batchsubmit.sweep.lines import KeyPath, dotted
 from batchsubmit.sweep.plan import KeyFormat, Match, Plan
 from batchsubmit.sweep.sampling import DigestSet, Stream, cell_seed
 from batchsubmit.sweep.schema import first_error, suggest
+from batchsubmit.sweep.v2body import V2Body
 
 
 class Planned(Protocol):
@@ -199,6 +200,8 @@ def renderer(plan: Plan) -> Callable[[int, Pairs], Point]:
     """The function that renders the point at ``index`` with these values (no validation).
 
     Everything that does not depend on the point is computed here, once."""
+    if isinstance(plan.body, V2Body):
+        return _v2_renderer(plan, plan.body)
     body = plan.body
     escape = plan.escape
     key_pairs = plan.key.pairs.format
@@ -264,9 +267,48 @@ def renderer(plan: Plan) -> Callable[[int, Pairs], Point]:
     return render
 
 
+def _v2_renderer(plan: Plan, body: V2Body) -> Callable[[int, Pairs], Point]:
+    """The v2 twin of :func:`renderer`: the body built whole per point (v2 sweeps are sent one
+    job per point, so they are far smaller than what the v1 loop is tuned for)."""
+    escape = plan.escape
+    key_pairs = plan.key.pairs.format
+    key_plain = plan.key.plain.format
+    build = body.build
+    fixed = tuple((label, t.fmt.format) for label, t in body.fixed)
+    name_fmt = body.name.fmt.format
+    url = body.train_url
+    url_fmt = url.fmt.format if url is not None else None
+
+    def render(index: int, values: Pairs) -> Point:
+        if escape is None:
+            canonical = key_pairs(*values)
+        else:
+            canonical = key_plain(*[escape.get(v, v) for _, v in values])
+        key = blake2b(canonical.encode(), digest_size=8).hexdigest()
+        args = (str(index), key, *values)
+        parameter = tuple((label, fmt(*args)) for label, fmt in fixed) + values
+        wire = build(args)
+        wire["metadata"]["name"] = name_fmt(*args)
+        wire["algorithm"]["parameters"] = [{"name": n, "value": v} for n, v in parameter]
+        point = _new(Point)
+        _set_index(point, index)
+        _set_key(point, key)
+        _set_values(point, values)
+        _set_parameter(point, parameter)
+        _set_train_url(point, url_fmt(*args) if url_fmt is not None else "")
+        _set_body(point, wire)
+        return point
+
+    return render
+
+
 def request_model(plan: Plan) -> type[BaseModel]:
     """The model a body of ``plan`` must pass. A from_version spec not yet rebased has a partial
     body: its fields are checked, the whole waits."""
+    if isinstance(plan.body, V2Body):
+        from batchsubmit.models_v2 import CreateTrainingJobRequest
+
+        return CreateTrainingJobRequest
     return PartialRequest if plan.partial else CreateVersionRequest
 
 
@@ -315,6 +357,8 @@ def expand_plan(plan: Plan, validate: bool) -> Iterator[Point]:
 
 def _spec_path(plan: Plan, loc: tuple[str | int, ...]) -> KeyPath:
     """Where in the spec a field of the rendered body comes from."""
+    if isinstance(plan.body, V2Body):
+        return _v2_spec_path(plan, plan.body, loc)
     if loc[:1] == ("config",):
         if len(loc) >= 3 and loc[1] == "parameter" and isinstance(loc[2], int):
             fixed = plan.body.fixed_index
@@ -326,6 +370,29 @@ def _spec_path(plan: Plan, loc: tuple[str | int, ...]) -> KeyPath:
             return plan.sources[plan.labels[loc[2] - len(fixed)]]
         return ("base", "config", *loc[1:])
     return ("base", *loc)
+
+
+def _v2_spec_path(plan: Plan, body: V2Body, loc: tuple[str | int, ...]) -> KeyPath:
+    if loc[:2] == ("algorithm", "parameters") and len(loc) >= 3 and isinstance(loc[2], int):
+        fixed = body.fixed_index
+        if loc[2] < len(fixed):
+            return ("base", "algorithm", "parameters", fixed[loc[2]], *loc[3:])
+        return plan.sources[plan.labels[loc[2] - len(fixed)]]
+    if loc[:2] == ("metadata", "name"):
+        return body.name_path
+    return ("base", *loc)
+
+
+def _pattern_message(plan: Plan, first: Any) -> str:
+    shown = first["input"]
+    pattern = first.get("ctx", {}).get("pattern", "")
+    if isinstance(plan.body, V2Body) and tuple(first["loc"]) == ("metadata", "name"):
+        return (
+            f"the job name renders to {shown!r}, which is not 1 to 64 letters, digits, _ or -: "
+            "values such as 0.01 cannot be part of it; build it from {sweep}, {index} and "
+            "{key} (e.g. \"{sweep}-{index}-{key}\"), or leave metadata.name out for a derived one"
+        )
+    return f"renders to {shown!r}, which does not match {pattern}"
 
 
 def body_error(plan: Plan, exc: ValidationError, index: int, key: str) -> SpecError:
@@ -340,6 +407,11 @@ def body_error(plan: Plan, exc: ValidationError, index: int, key: str) -> SpecEr
             f"renders to {len(first['input'])} characters, more than the {limit} the API allows "
             "for it: shorten it"
         )
+    elif kind == "string_pattern_mismatch":
+        message = _pattern_message(plan, first)
+    elif kind == "extra_forbidden" and isinstance(plan.body, V2Body):
+        message = f"unknown field {loc[-1]!r} of the v2 request body: check its spelling " \
+            "against the API (shared/spec/v2-training-jobs.md)"
     elif kind == "extra_forbidden":
         allowed = tuple(DataSourceItem.model_fields if "data_source" in loc else
                         VersionConfig.model_fields if loc[:1] == ("config",) else

@@ -24,7 +24,8 @@ from batchsubmit.sweep.body import RESERVED, Body, Located, compile_body
 from batchsubmit.sweep.lines import KeyPath, LineMap, dotted, error_at
 from batchsubmit.sweep.render import Template, json_escape
 from batchsubmit.sweep.sampling import Dim, compile_dimension
-from batchsubmit.sweep.schema import SpecFile, suggest
+from batchsubmit.sweep.schema import SpecFile, V2Base, suggest
+from batchsubmit.sweep.v2body import V2Body, compile_v2_body
 
 __all__ = ["Axis", "KeyFormat", "Match", "Plan", "RandomPlan", "Rebased", "compile_plan"]
 
@@ -113,7 +114,7 @@ class Plan:
     boxes: tuple[tuple[frozenset[int] | None, ...], ...]
     point_excludes: tuple[Match, ...]
     point_exclude_cells: tuple[Match | None, ...]
-    body: Body
+    body: Body | V2Body  # V2Body: target.api v2, a training job per point
     train_url_unique: bool
     job_id: int | None = None  # the job {job_id} renders (None: bound to no job)
     partial: bool = False  # from_version, not yet rebased: bodies are checked field by field
@@ -394,10 +395,17 @@ def compile_plan(
     ``inherited`` and ``rebased`` come from ``rebase.py``."""
     c = _Compiler(doc, data, where, lines)
     c.sections()
-    body = compile_body(
-        doc.base, name=doc.name, labels=c.labels, where=where, lines=lines, job_id=job_id,
-        inherited=inherited,
-    )
+    body: Body | V2Body
+    if isinstance(doc.base, V2Base):
+        body = compile_v2_body(
+            doc.base, name=doc.name, labels=c.labels, where=where, lines=lines,
+            workspace_id=doc.target.workspace_id,
+        )
+    else:
+        body = compile_body(
+            doc.base, name=doc.name, labels=c.labels, where=where, lines=lines, job_id=job_id,
+            inherited=inherited,
+        )
     c.excludes()
     random = _random_plan(doc, c)
     escapes = _escapes(c)

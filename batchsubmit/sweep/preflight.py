@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import itertools
 from array import array
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from hashlib import blake2b
 
 from pydantic import ValidationError
@@ -47,6 +47,7 @@ from batchsubmit.sweep.expand import (
     taken_url,
 )
 from batchsubmit.sweep.plan import Plan
+from batchsubmit.sweep.v2body import V2Body
 
 __all__ = ["preflight"]
 
@@ -191,6 +192,8 @@ def preflight(spec: Planned | Plan) -> int:
     names both points. Only the first body is validated in full: for the others, only what the
     point fills in (``check.py``), with the same errors."""
     plan = plan_of(spec)
+    if isinstance(plan.body, V2Body):
+        return _preflight_v2(plan, plan.body)
     train_url = plan.body.train_url
     if train_url is not None and train_url.constant is not None:
         first_two = list(itertools.islice(expand_plan(plan, True), 2))
@@ -230,4 +233,61 @@ def _duplicate_url(plan: Plan, first: Point, second: Point) -> SpecError:
         ("base", "config", "train_url"),
         index=second.index,
         key=second.key,
+    )
+
+
+def _name_digest(name: str) -> int:
+    # Case-folded: a server that compares names without case (v2 section 7) would take two
+    # names differing in case for one, and refuse the second as a duplicate.
+    return int.from_bytes(blake2b(name.casefold().encode(), digest_size=8).digest())
+
+
+def _preflight_v2(plan: Plan, body: V2Body) -> int:
+    """v2: every body validated in full; keys, job names and train_urls unique."""
+    keys, names, urls = _buckets(), _buckets(), _buckets()
+    count = 0
+    for point in expand_plan(plan, True):
+        count += 1
+        for buckets, digest in (
+            (keys, int(point.key, 16)),
+            (names, _name_digest(point.body["metadata"]["name"])),
+            (urls, _url_digest(point.train_url) if point.train_url else None),
+        ):
+            if digest is not None:
+                buckets[digest >> _SHIFT].append(digest)
+    digest_of: dict[str, Callable[[Point], int]] = {
+        "key": lambda p: int(p.key, 16),
+        "name": lambda p: _name_digest(p.body["metadata"]["name"]),
+        "train_url": lambda p: _url_digest(p.train_url) if p.train_url else -1,
+    }
+    for buckets, what in ((keys, "key"), (names, "name"), (urls, "train_url")):
+        repeated = _repeated(buckets)
+        if not repeated:
+            continue
+        digests = map(digest_of[what], expand_plan(plan, False))
+        for i, j in _repeats(digests, repeated):
+            raise _v2_duplicate(plan, body, what, point_at(plan, i), point_at(plan, j))
+    return count
+
+
+def _v2_duplicate(plan: Plan, body: V2Body, what: str, first: Point, second: Point) -> SpecError:
+    if what == "name":
+        name, other = second.body["metadata"]["name"], first.body["metadata"]["name"]
+        same = "" if name == other else f" ({other!r}: equal but for case)"
+        return plan.error(
+            f"the job name {name!r} is also the name of point #{first.index}{same} (key "
+            f"{first.key}): a name is a point's identity on the server, so each point needs its "
+            "own; put {key} or {index} in metadata.name",
+            body.name_path, index=second.index, key=second.key,
+        )
+    if what == "train_url":
+        return plan.error(
+            f"train_url {second.train_url!r} is also the train_url of point #{first.index} "
+            f"(key {first.key}): their outputs would overwrite each other; put {{key}} in it",
+            body.train_url_path, index=second.index, key=second.key,
+        )
+    return plan.error(
+        f"has the same key as point #{first.index} {dict(first.values)}, with different "
+        "values: a 64-bit hash collision; change any value slightly",
+        index=second.index, key=second.key,
     )

@@ -14,7 +14,16 @@ import re
 from collections.abc import Iterable
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from batchsubmit.bounds import CONCURRENCY, MAX_ATTEMPTS, RATE
 from batchsubmit.errors import SpecError
@@ -29,6 +38,7 @@ __all__ = [
     "SpecFile",
     "Submit",
     "Target",
+    "V2Base",
     "spec_error_from_validation",
     "suggest",
 ]
@@ -44,7 +54,10 @@ IntBounds = Annotated[list[int], Field(min_length=2, max_length=2)]
 
 
 class Target(BaseModel):
-    """Where the versions are created: an endpoint, a project and a training job."""
+    """Where the points are created: an endpoint, a project, and for v1 a training job.
+
+    ``api: v1`` (the default) creates a version of one training job per point; ``api: v2`` a
+    training job per point (``workspace_id`` optional), with no job id."""
 
     model_config = _STRICT
 
@@ -55,6 +68,8 @@ class Target(BaseModel):
     # ids (read by ``load_spec``, relative to the spec file) gives them in order, neither gives ()
     # (the command line's --job-id supplies the job then).
     job_ids: tuple[JobId, ...] = ()
+    api: Literal["v1", "v2"] = "v1"
+    workspace_id: Annotated[str, Field(pattern=r"^(0|[A-Za-z0-9]{32})$")] | None = None
 
     @field_validator("endpoint")
     @classmethod
@@ -117,6 +132,17 @@ class Target(BaseModel):
             seen[job] = i
         return value
 
+    @model_validator(mode="after")
+    def _api_fields(self) -> Target:
+        if self.api == "v2" and self.job_ids:
+            raise ValueError(
+                "api: v2 creates one training job per point, in no existing job: drop job_id "
+                "/ job_ids (they name v1 jobs to add versions to)"
+            )
+        if self.api == "v1" and self.workspace_id is not None:
+            raise ValueError("workspace_id is a v2 setting: drop it, or write api: v2")
+        return self
+
 
 class Submit(BaseModel):
     """Defaults for the submission engine; command-line flags override them."""
@@ -154,6 +180,44 @@ class Base(BaseModel):
         raise ValueError(
             f"from_version is a version id (a positive integer) or latest, got {brief(value)}"
         )
+
+
+class V2Base(BaseModel):
+    """A v2 create-training-job body every point starts from (templates allowed in strings).
+
+    Only its outer keys are checked here; the rendered body is checked by the v2 request model.
+    ``metadata.name`` is the point's identity on the server (a default is derived when absent)."""
+
+    model_config = _STRICT
+
+    kind: str = "job"
+    metadata: dict[str, Any] = {}
+    algorithm: dict[str, Any]
+    spec: dict[str, Any]
+    endpoints: dict[str, Any] | None = None
+
+    @property
+    def from_version(self) -> None:
+        """v2 jobs build on no version (``base.from_version`` is v1's)."""
+        return None
+
+
+_V1_KEYS = frozenset(Base.model_fields)
+_V2_KEYS = frozenset(V2Base.model_fields)
+
+
+def _base_kind(value: Any) -> str:
+    """Which body ``base`` holds: v1 (``config``, ...) or v2 (``algorithm``, ``spec``, ...)."""
+    if isinstance(value, BaseModel):
+        return "v2" if isinstance(value, V2Base) else "v1"
+    if isinstance(value, dict) and not _V1_KEYS & value.keys() and _V2_KEYS & value.keys():
+        return "v2"
+    return "v1"
+
+
+AnyBase = Annotated[
+    Annotated[Base, Tag("v1")] | Annotated[V2Base, Tag("v2")], Discriminator(_base_kind)
+]
 
 
 class Dimension(BaseModel):
@@ -224,7 +288,7 @@ class SpecFile(BaseModel):
 
     name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
     target: Target
-    base: Base
+    base: AnyBase
     grid: Annotated[dict[Label, list[Any]], Field(min_length=1)] | None = None
     zip: Annotated[dict[Label, list[Any]], Field(min_length=1)] | None = None
     random: RandomSearch | None = None
@@ -238,6 +302,7 @@ _KEYS: dict[str, tuple[str, ...]] = {
     "target": tuple(Target.model_fields),
     "submit": tuple(Submit.model_fields),
     "base": tuple(Base.model_fields),
+    "base.v2": tuple(V2Base.model_fields),
     "random": tuple(RandomSearch.model_fields),
     "random.space.*": tuple(Dimension.model_fields),
 }
@@ -276,6 +341,8 @@ def first_error(exc: ValidationError) -> tuple[Any, int]:
 
 def _allowed(loc: tuple[str | int, ...]) -> tuple[str, ...] | None:
     parent = loc[:-1]
+    if parent == ("base", "v2"):
+        return _KEYS["base.v2"]
     if len(parent) == 3 and parent[:2] == ("random", "space"):
         return _KEYS["random.space.*"]
     return _KEYS.get(".".join(str(p) for p in parent))
@@ -314,6 +381,8 @@ def spec_error_from_validation(
     """The first schema error as a SpecError with field path and line; the count of the rest."""
     first, count = first_error(exc)
     loc: KeyPath = tuple(part for part in first["loc"] if part != "[key]")
+    if loc[:1] == ("base",) and loc[1:2] in (("v1",), ("v2",)):  # the union's tag: no key
+        loc = loc[:1] + loc[2:]
     if first["type"] in ("model_type", "dict_type") and not loc:
         return SpecError("the spec must be a mapping of keys (name, target, base, ...)", path=where)
     path = (*prefix, *loc)

@@ -28,7 +28,13 @@ from batchsubmit.sweep.lines import LineMap, check_shape, error_at
 from batchsubmit.sweep.loader import RawSpec, read_job_ids, read_spec
 from batchsubmit.sweep.plan import Plan, compile_plan
 from batchsubmit.sweep.render import placeholders
-from batchsubmit.sweep.schema import SpecFile, Submit, Target, spec_error_from_validation
+from batchsubmit.sweep.schema import (
+    SpecFile,
+    Submit,
+    Target,
+    V2Base,
+    spec_error_from_validation,
+)
 
 __all__ = ["SweepSpec", "bind", "bound_target", "check_first_point", "load_spec"]
 
@@ -72,8 +78,31 @@ class SweepSpec:
         return _from_raw(raw)
 
 
+def _check_api(doc: SpecFile, where: str, lines: LineMap) -> None:
+    """``base`` holds the body of the API ``target.api`` names."""
+    v2 = isinstance(doc.base, V2Base)
+    if v2 and doc.target.api != "v2":
+        raise error_at(
+            where, lines,
+            "base is a v2 training-job body (algorithm, spec, metadata), but target.api is v1 "
+            "(the default): write api: v2 under target, or give base.config (a v1 version's "
+            "config)",
+            ("base",),
+        )
+    if not v2 and doc.target.api == "v2":
+        raise error_at(
+            where, lines,
+            "target.api is v2, but base is a v1 body (config, job_desc, from_version): give a "
+            "v2 training-job body under base (kind, metadata, algorithm, spec)",
+            ("target", "api"),
+        )
+
+
 def _check_jobs_and_versions(doc: SpecFile, where: str, lines: LineMap) -> None:
     """The rules that tie target.job_ids, base.from_version and base.config together."""
+    _check_api(doc, where, lines)
+    if isinstance(doc.base, V2Base):
+        return
     config = doc.base.config
     jobs = doc.target.job_ids
     from_version = doc.base.from_version
