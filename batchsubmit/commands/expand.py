@@ -22,8 +22,10 @@ Expand a sweep spec into its points and check every one, without touching the ne
 (--endpoint aside, which only reads).
 
 Each point is one create-version request: the spec's base body with the point's values added to
-config.parameter and {placeholders} filled in. Every body is rendered and validated against the
-API's rules first (preflight), so a spec that passes here sends nothing invalid. Exit status 0
+config.parameter and {placeholders} filled in (target.api v2: one create-training-job request,
+the values added to algorithm.parameters, named by metadata.name). Every body is rendered and
+validated against the API's rules first (preflight), so a spec that passes here sends nothing
+invalid. Exit status 0
 when the spec is valid, 2 with a message naming the file, line, field and point when it is not.
 
 A spec with base.from_version takes each job's base body from the server. Without the server,
@@ -160,6 +162,11 @@ def prepare(spec: SweepSpec, args: argparse.Namespace) -> tuple[SweepSpec, int, 
 
     jobs = spec.target.job_ids
     notes: list[str] = []
+    if spec.target.api == "v2" and args.job_id:
+        raise UsageError(
+            "--job-id names a v1 training job, but this spec is api: v2 (a training job per "
+            "point, in no existing job): drop --job-id"
+        )
     if args.project_id and not args.endpoint:
         raise UsageError("--project-id goes with --endpoint (expand reads the server only then)")
     option = "--from-file" if args.from_file else "--endpoint" if args.endpoint else None
@@ -300,13 +307,18 @@ def _print_table(
     table = Table(title=title, title_justify="left")
     table.add_column("#", justify="right", style="dim")
     table.add_column("key", style="cyan", no_wrap=True)
+    v2 = spec.target.api == "v2"
+    if v2:
+        table.add_column("job name", overflow="fold")
     table.add_column("parameters")
     table.add_column("train_url", overflow="fold")
     shown = 0
     for point in itertools.islice(iter_points(spec, validate=False), limit):
+        name = (point.body["metadata"]["name"],) if v2 else ()
         table.add_row(
             str(point.index),
             point.key,
+            *name,
             " ".join(f"{label}={value}" for label, value in point.values),
             point.train_url,
         )
@@ -322,6 +334,8 @@ def _print_table(
     summary = f"{total} point{'s' if total != 1 else ''}"
     if jobs > 1:
         summary += f" per job x {jobs} jobs = {total * jobs} new versions"
+    elif v2:
+        summary += f" = {total} new training job{'s' if total != 1 else ''}"
     if spec.plan.partial:
         summary += ", every field given valid (the rest of the body comes from the server)"
     else:

@@ -30,8 +30,9 @@ if TYPE_CHECKING:  # imported when the command runs: registering the parser stay
     from batchsubmit.watch import WatchResult
 
 DESCRIPTION = """\
-Create one training-job version per point of SPEC, concurrently, within a requests-per-second
-rate, recording every step in an append-only ledger (JSON Lines).
+Create one training-job version per point of SPEC (target.api v2: one training job per point,
+named by its metadata.name), concurrently, within a requests-per-second rate, recording every
+step in an append-only ledger (JSON Lines).
 
 Re-running the same command resumes: points that succeeded are skipped, points whose outcome is
 unknown (a crash, a timeout) are looked up on the server before anything is re-sent, and failed
