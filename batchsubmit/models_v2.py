@@ -32,6 +32,7 @@ __all__ = [
     "JobSearchPage",
     "TrainingJob",
     "TrainingJobMetadata",
+    "fields_at",
 ]
 
 JOB_NAME = r"^[A-Za-z0-9_-]{1,64}$"  # metadata.name: the point's identity on the server
@@ -247,6 +248,28 @@ class CreateTrainingJobRequest(BaseModel):
     algorithm: Algorithm
     spec: Spec
     endpoints: dict[str, Any] | None = None
+
+
+def fields_at(loc: tuple[str | int, ...]) -> tuple[str, ...]:
+    """The fields the request allows in the object at ``loc`` (e.g. ``("algorithm",)``), for
+    "did you mean" hints; empty when ``loc`` is no object of the request models."""
+    model: type[BaseModel] = CreateTrainingJobRequest
+    for part in loc:
+        if isinstance(part, int):
+            continue  # an item of a list: the list's item model was taken at its field
+        field = model.model_fields.get(part)
+        models = _models_in(field.annotation) if field is not None else []
+        if not models:
+            return ()
+        model = models[0]
+    return tuple(model.model_fields)
+
+
+def _models_in(annotation: Any) -> list[type[BaseModel]]:
+    """The request models an annotation holds (``Algorithm | None``, ``list[Input] | None``)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [m for arg in getattr(annotation, "__args__", ()) for m in _models_in(arg)]
 
 
 # ---------------------------------------------------------------------------------------------

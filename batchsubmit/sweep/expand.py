@@ -410,8 +410,14 @@ def body_error(plan: Plan, exc: ValidationError, index: int, key: str) -> SpecEr
     elif kind == "string_pattern_mismatch":
         message = _pattern_message(plan, first)
     elif kind == "extra_forbidden" and isinstance(plan.body, V2Body):
-        message = f"unknown field {loc[-1]!r} of the v2 request body: check its spelling " \
-            "against the API (shared/spec/v2-training-jobs.md)"
+        from batchsubmit.models_v2 import fields_at
+
+        allowed = fields_at(loc[:-1])
+        close = suggest(str(loc[-1]), allowed)
+        hint = f"did you mean {close!r}? " if close else ""
+        message = f"unknown field {loc[-1]!r} of the v2 request body: {hint}allowed: " + ", ".join(
+            allowed
+        )
     elif kind == "extra_forbidden":
         allowed = tuple(DataSourceItem.model_fields if "data_source" in loc else
                         VersionConfig.model_fields if loc[:1] == ("config",) else
