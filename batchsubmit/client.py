@@ -26,6 +26,7 @@ from batchsubmit.errors import (
     NameTakenError,
     NotSentError,
     OutcomeUnknownError,
+    QuotaExceededError,
     ServerError,
     ThrottledError,
     UsageError,
@@ -112,6 +113,10 @@ def classify_error(
         return AuthError(message, http_status=status, error_code=code, request_id=request_id)
     if code in NameTakenError.codes:
         return NameTakenError(message, http_status=status, error_code=code, request_id=request_id)
+    if code in QuotaExceededError.codes:
+        return QuotaExceededError(
+            message, http_status=status, error_code=code, request_id=request_id
+        )
     if status >= 500:
         return ServerError(
             message,

@@ -32,6 +32,7 @@ from batchsubmit.errors import (
     IdentityConflictError,
     NameTakenError,
     NotSentError,
+    QuotaExceededError,
     ThrottledError,
 )
 from batchsubmit.events import get_logger
@@ -273,6 +274,18 @@ class Engine:
         self._account(error, sent_at)
         if isinstance(error, NameTakenError):
             await self._name_taken(job_id, point, error, attempts)
+            return False
+        if isinstance(error, QuotaExceededError):
+            # Refused before anything was made, and so would the rest be: stop sending. The
+            # intent stays pending (cheaply reconciled), so the next run sends the point.
+            self._counters.unresolved += 1
+            if self.halt_reason is None:
+                self.halt_reason = (
+                    f"a quota of the service is used up ({error}): stopped sending; run again "
+                    "once jobs have finished (or the quota was raised) to send the rest"
+                )
+                log.error("batchsubmit.run.halted", reason=self.halt_reason, **fields)
+            self._stop.set()
             return False
         if disposition is Disposition.ABORT:
             # No outcome is written: the intent stays pending, and the next run reconciles it.

@@ -18,6 +18,8 @@ property of the error, :attr:`BatchSubmitError.disposition`, so the pool never n
     │   ├── AuthError                401, APIG(W).0301, ModelArts.02xx: stops the run, no retry
     │   ├── NameTakenError           v2 400 ModelArts.2751: the job name exists; ours after an
     │                                earlier attempt (adopted by name), else an identity conflict
+    │   ├── QuotaExceededError       v2 ModelArts.2815|0118|2833: a quota is used up; the run
+    │                                stops sending, the point stays pending for the next run
     │   └── ServerError              5xx: 500/502/504 after a POST leave the outcome unknown
     └── TransportError               no usable answer
         ├── NotSentError             refused / DNS failure: the request never left; safe to retry
@@ -229,6 +231,17 @@ class NameTakenError(APIError):
     and the point fails as an identity conflict."""
 
     codes: ClassVar[frozenset[str]] = frozenset({"ModelArts.2751"})
+
+
+class QuotaExceededError(APIError):
+    """A quota of the service is used up (v2: ``ModelArts.2815`` too many active jobs, ``0118``,
+    ``2833`` free flavors). Nothing was created, and sending more now would only be refused too:
+    the run stops sending, the point stays pending, and the next run (once jobs have finished or
+    the quota was raised) sends it and the rest."""
+
+    codes: ClassVar[frozenset[str]] = frozenset(
+        {"ModelArts.2815", "ModelArts.0118", "ModelArts.2833"}
+    )
 
 
 class TransportError(BatchSubmitError):
