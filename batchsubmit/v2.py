@@ -22,6 +22,7 @@ from batchsubmit.errors import IdentityConflictError, IncompleteListingError
 from batchsubmit.identity import disagreements, normalise_train_url
 from batchsubmit.models_v2 import JobSearchPage, TrainingJob
 from batchsubmit.sweep import Point
+from batchsubmit.sweep.v2body import job_name
 from batchsubmit.target import Created
 
 __all__ = ["SEARCH_LIMIT", "V2Listing", "V2Target", "job_name", "walk_jobs"]
@@ -31,12 +32,6 @@ MAX_PAGES = 10_000  # a walk longer than this is not converging
 BARREN_PAGES = 3  # pages in a row with nothing new: the server is not paging
 
 FetchOffset = Callable[[int], Awaitable[JobSearchPage]]  # offset -> that page
-
-
-def job_name(point: Point) -> str:
-    """The point's job name: its identity on the server."""
-    name: str = point.body["metadata"]["name"]
-    return name
 
 
 def created(job: TrainingJob) -> Created:

@@ -155,6 +155,14 @@ def _detail_job(version: dict[str, Any]) -> int | None:
     return job if isinstance(job, int) and not isinstance(job, bool) and job >= 1 else None
 
 
+def _v1_flags_only(spec: SweepSpec, args: argparse.Namespace) -> None:
+    if spec.target.api == "v2" and args.job_id:
+        raise UsageError(
+            "--job-id names a v1 training job, but this spec is api: v2 (a training job per "
+            "point, in no existing job): drop --job-id"
+        )
+
+
 def prepare(spec: SweepSpec, args: argparse.Namespace) -> tuple[SweepSpec, int, list[str]]:
     """The spec to show (bound to one job, rebased on --from-file), the number of jobs its
     points are sent to, and notes for the reader."""
@@ -162,11 +170,7 @@ def prepare(spec: SweepSpec, args: argparse.Namespace) -> tuple[SweepSpec, int, 
 
     jobs = spec.target.job_ids
     notes: list[str] = []
-    if spec.target.api == "v2" and args.job_id:
-        raise UsageError(
-            "--job-id names a v1 training job, but this spec is api: v2 (a training job per "
-            "point, in no existing job): drop --job-id"
-        )
+    _v1_flags_only(spec, args)
     if args.project_id and not args.endpoint:
         raise UsageError("--project-id goes with --endpoint (expand reads the server only then)")
     option = "--from-file" if args.from_file else "--endpoint" if args.endpoint else None
@@ -298,6 +302,7 @@ def _print_table(
     from rich.table import Table
 
     from batchsubmit.sweep import iter_points
+    from batchsubmit.sweep.v2body import job_name
 
     title = f"{spec.name}  ({spec.path})"
     if spec.target.job_id is not None:
@@ -314,11 +319,10 @@ def _print_table(
     table.add_column("train_url", overflow="fold")
     shown = 0
     for point in itertools.islice(iter_points(spec, validate=False), limit):
-        name = (point.body["metadata"]["name"],) if v2 else ()
         table.add_row(
             str(point.index),
             point.key,
-            *name,
+            *((job_name(point),) if v2 else ()),
             " ".join(f"{label}={value}" for label, value in point.values),
             point.train_url,
         )

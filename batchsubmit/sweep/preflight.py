@@ -47,7 +47,7 @@ from batchsubmit.sweep.expand import (
     taken_url,
 )
 from batchsubmit.sweep.plan import Plan
-from batchsubmit.sweep.v2body import V2Body
+from batchsubmit.sweep.v2body import V2Body, job_name
 
 __all__ = ["preflight"]
 
@@ -250,14 +250,14 @@ def _preflight_v2(plan: Plan, body: V2Body) -> int:
         count += 1
         for buckets, digest in (
             (keys, int(point.key, 16)),
-            (names, _name_digest(point.body["metadata"]["name"])),
+            (names, _name_digest(job_name(point))),
             (urls, _url_digest(point.train_url) if point.train_url else None),
         ):
             if digest is not None:
                 buckets[digest >> _SHIFT].append(digest)
     digest_of: dict[str, Callable[[Point], int]] = {
         "key": lambda p: int(p.key, 16),
-        "name": lambda p: _name_digest(p.body["metadata"]["name"]),
+        "name": lambda p: _name_digest(job_name(p)),
         "train_url": lambda p: _url_digest(p.train_url) if p.train_url else -1,
     }
     for buckets, what in ((keys, "key"), (names, "name"), (urls, "train_url")):
@@ -272,7 +272,7 @@ def _preflight_v2(plan: Plan, body: V2Body) -> int:
 
 def _v2_duplicate(plan: Plan, body: V2Body, what: str, first: Point, second: Point) -> SpecError:
     if what == "name":
-        name, other = second.body["metadata"]["name"], first.body["metadata"]["name"]
+        name, other = job_name(second), job_name(first)
         same = "" if name == other else f" ({other!r}: equal but for case)"
         return plan.error(
             f"the job name {name!r} is also the name of point #{first.index}{same} (key "

@@ -18,14 +18,21 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from hashlib import blake2b
-from typing import Any
+from typing import Any, Protocol
 
 from batchsubmit.sweep.body import RESERVED, BodyCompiler, Node
 from batchsubmit.sweep.lines import KeyPath, LineMap
 from batchsubmit.sweep.render import Template
 from batchsubmit.sweep.schema import V2Base
 
-__all__ = ["V2Body", "compile_v2_body", "default_name"]
+
+class _Rendered(Protocol):
+    """A rendered point (``expand.Point``, which imports this module)."""
+
+    @property
+    def body(self) -> dict[str, Any]: ...
+
+__all__ = ["V2Body", "compile_v2_body", "default_name", "job_name"]
 
 _NAME_MAX = 64
 _KEY_CHARS = 16  # a point key: 16 hex digits
@@ -49,6 +56,12 @@ class V2Body:
     def name_prefix(self) -> str:
         """The text every point's name starts with (what a search filters on; may be empty)."""
         return self.name.fmt.split("{", 1)[0] if self.name.constant is None else self.name.fmt
+
+
+def job_name(point: _Rendered) -> str:
+    """A v2 point's job name (``metadata.name``): its identity on the server."""
+    name: str = point.body["metadata"]["name"]
+    return name
 
 
 def default_name(sweep: str) -> str:
