@@ -346,7 +346,9 @@ class Engine:
             await self._conflict(job_id, point, IdentityConflictError(
                 f"the name of this point's object is taken on the server ({error}), and this "
                 "ledger never sent the point before: it is not this point's, so it is not "
-                "adopted; rename the point's object or remove the other one"
+                "adopted; rename the point's object or remove the other one (if this ledger "
+                "was lost, run again with --retry-failed once the server lists that object: "
+                "one with the point's own content is adopted then)"
             ), attempts)
             return
         log.info("batchsubmit.submit.name_taken", key=point.key, job_id=job_id, attempt=attempts)

@@ -369,3 +369,26 @@ async def test_a_taken_name_on_a_resend_whose_job_is_not_ours_is_a_conflict() ->
     failed = engine.ledger_records.last("failed")  # type: ignore[attr-defined]
     assert failed["error_code"] == "batchsubmit.identity_conflict"
     assert server.creates == 1 and len(server.jobs) == 1
+
+
+async def test_after_a_lost_ledger_a_retry_adopts_the_job_once_it_is_listed() -> None:
+    """A lost ledger and a lagging search: the first send meets our own job's name and fails as
+    a conflict (nothing says it is ours); the run the message advises (--retry-failed, once the
+    search lists the job) adopts it from the start listing, sending nothing."""
+    point = points()[0]
+    listed = False
+    server = NamedServer(foreign=[echo(point, 7)], visible=lambda j: listed)
+    engine = await submit_one(server, point)
+    assert "--retry-failed" in engine.ledger_records.last("failed")["error_message"]  # type: ignore[attr-defined]
+    listed = True
+    clock = FakeClock()
+    ledger = Recorder()
+    retry = Engine(
+        api=server, ledger=ledger,
+        limiter=AdaptiveRateLimiter(1000, clock=clock, sleep=clock.sleep),
+        reconcilers={0: Reconciler(server.listing, settle=1.0, clock=clock, sleep=clock.sleep)},
+        clock=clock, sleep=clock.sleep,
+    )
+    await retry.run([(0, point, 1)], on_server={0: await server.listing(clock.now)})
+    assert ledger.last("succeeded")["training_job_id"] == "id-7"
+    assert server.creates == 1  # the first run's refused send; the retry sent nothing
