@@ -52,17 +52,21 @@ __all__ = [
 
 @dataclass(frozen=True, slots=True)
 class PointResult:
-    """A point whose version exists: created by this run or an earlier one, or found on the
-    server (``reconciled``) after an unknown outcome or a lost ledger."""
+    """A point whose version (v1) or training job (v2) exists: created by this run or an
+    earlier one, or found on the server (``reconciled``) after an unknown outcome or a lost
+    ledger. A v1 point has ``version_id`` and ``version_name`` (``training_job_id`` and
+    ``job_name`` None); a v2 point the other way round (and ``job_id`` None)."""
 
     key: str
     index: int
     job_id: int | None
     parameters: dict[str, str]  # the parameter list sent, label -> value
-    version_id: int
-    version_name: str
+    version_id: int | None
+    version_name: str | None
     attempts: int
     reconciled: bool
+    training_job_id: str | None = None  # v2: the server's metadata.id
+    job_name: str | None = None  # v2: metadata.name, the point's identity on the server
 
 
 @dataclass(frozen=True, slots=True)
@@ -269,10 +273,13 @@ def _results(
             key, (record.get("index"), _pairs(record.get("parameter")), _job_of(key, default_job))
         )
         if record["event"] == "succeeded":
+            v2 = "training_job_id" in record
             succeeded[key] = PointResult(
-                key=key, index=int(index or 0), job_id=job_id, parameters=parameters,
-                version_id=record["version_id"], version_name=record.get("version_name") or "",
+                key=key, index=int(index or 0), job_id=None if v2 else job_id,
+                parameters=parameters, version_id=None if v2 else record["version_id"],
+                version_name=None if v2 else record.get("version_name") or "",
                 attempts=record.get("attempts", 0), reconciled=bool(record.get("reconciled")),
+                training_job_id=record.get("training_job_id"), job_name=record.get("job_name"),
             )
         else:
             failed[key] = PointFailure(

@@ -26,6 +26,15 @@ does no harm), and one ``stopped`` / ``deleted`` line, made durable, per call th
 accepted. A refusal (the server answered no: the version ended meanwhile, is gone, may not be
 deleted while it runs...) is not recorded, only reported: the command exits 1, and a re-run
 lists again and leaves alone what has ended by then. Credentials refused stop everything.
+
+A v2 ledger (``settings.api: v2``) is sorted the same way from one search of its training jobs
+(:func:`batchsubmit.watch.list_v2`: by the sweep's name prefix, phases in place of statuses,
+under the one job :data:`~batchsubmit.watch.V2_LISTING`); stop terminates a job, delete deletes
+it, through a :class:`~batchsubmit.v2.V2Target`, and the lines carry ``training_job_id``. A
+terminate answered 409 ``ModelArts.2796`` (NotAllowedToTerminate: the job ended meanwhile) and a
+delete answered 400 ``ModelArts.2775`` (TrainingJobNotFound: gone already) are no refusals:
+reported as ``Done.ended`` / ``Done.gone``, not recorded, and the command still succeeds. A 409
+``ModelArts.2878`` (the status changed during the call) is tried again.
 """
 
 from __future__ import annotations
@@ -34,19 +43,29 @@ import contextlib
 import os
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal, NamedTuple
+from typing import Final, Literal, NamedTuple
 
 import anyio
 
 from batchsubmit import ledger as records
+from batchsubmit import phases
 from batchsubmit.errors import BatchSubmitError, Disposition, ThrottledError, UsageError
 from batchsubmit.events import get_logger
-from batchsubmit.ledger import LedgerState, LedgerWriter, read_ledger
+from batchsubmit.ledger import LedgerState, LedgerWriter, object_id, read_ledger
 from batchsubmit.limiter import AdaptiveRateLimiter
-from batchsubmit.models import JobStatus
 from batchsubmit.retry import Backoff
 from batchsubmit.target import Target
-from batchsubmit.watch import NOT_LISTED, VersionLister, job_ids_of, list_job
+from batchsubmit.v2 import V2Target
+from batchsubmit.watch import (
+    NOT_LISTED,
+    V2_LISTING,
+    ListOne,
+    Observation,
+    VersionLister,
+    job_ids_of,
+    list_job,
+    list_v2,
+)
 
 __all__ = [
     "Action",
@@ -69,6 +88,9 @@ ATTEMPTS = 4  # calls per version in one run when no usable answer comes back
 MAX_THROTTLES = 8  # throttled answers to one call before it is given up for this run
 CONCURRENCY = 4  # calls in flight at once
 PAST: Mapping[Action, str] = {"stop": "stopped", "delete": "deleted"}
+# v2 answers that mean the call has nothing left to do: the job ended, or is gone already
+ALREADY: Mapping[Action, str] = {"stop": "ModelArts.2796", "delete": "ModelArts.2775"}
+STATUS_CHANGED = "ModelArts.2878"  # v2: the job's status changed during the call; try again
 
 
 # --- the pure core -------------------------------------------------------------------------------
@@ -78,13 +100,13 @@ class Candidate(NamedTuple):
     """One of the ledger's versions, and what the listing says of it."""
 
     key: str
-    version_id: int
+    version_id: int | str  # v2: the training job's id
     job_id: int | None  # the job whose listing shows it, else the ledger's only job; None: unknown
-    status: int | None  # as listed; None: not in the listing
+    status: int | str | None  # as listed (v2: the phase); None: not in the listing
 
     def label(self) -> str:
-        """The status name as listed, or NOT_LISTED."""
-        return NOT_LISTED if self.status is None else JobStatus.name_of(self.status)
+        """The status name (v2: the phase) as listed, or NOT_LISTED."""
+        return NOT_LISTED if self.status is None else phases.name_of(self.status)
 
 
 @dataclass(frozen=True)
@@ -98,6 +120,7 @@ class Plan:
     unaddressable: tuple[Candidate, ...] = ()  # not listed, and its job is not known
     done_before: int = 0  # versions the ledger records as stopped (or deleted) already
     pending: int = 0  # points with an unknown outcome: a version may exist, never guessed at
+    api: str = "v1"  # "v2": the candidates are training jobs
 
 
 def parse_keys(text: str | None) -> tuple[str, ...] | None:
@@ -146,10 +169,11 @@ def open_keys(state: LedgerState, action: Action, keys: Sequence[str] | None = N
 def plan(
     state: LedgerState,
     action: Action,
-    listings: Mapping[int, Mapping[int, int]],
+    listings: Mapping[int, Mapping[int | str, int | str]],
     *,
     job_ids: Sequence[int],
     keys: Sequence[str] | None = None,
+    api: str = "v1",
 ) -> Plan:
     """Sort the ledger's versions (see the module docstring); ``listings``: job -> version ->
     status, one complete listing of every job in ``job_ids``."""
@@ -158,10 +182,10 @@ def plan(
     todo, ended, gone, unaddressable = [], [], [], []
     still = open_keys(state, action, keys)
     for key in still:
-        version_id: int = state.outcomes[key]["version_id"]
+        version_id = object_id(state.outcomes[key])
         job, status = where.get(version_id, (only_job, None))
         candidate = Candidate(key, version_id, job, status)
-        if status is not None and action == "stop" and JobStatus.is_terminal_code(status):
+        if status is not None and action == "stop" and phases.is_terminal(status):
             ended.append(candidate)
         elif status is None and action == "delete":
             gone.append(candidate)
@@ -171,7 +195,7 @@ def plan(
             todo.append(candidate)
     return Plan(
         action, tuple(todo), tuple(ended), tuple(gone), tuple(unaddressable),
-        len(chosen_keys(state, keys)) - len(still), len(state.pending),
+        len(chosen_keys(state, keys)) - len(still), len(state.pending), api,
     )  # fmt: skip
 
 
@@ -184,6 +208,8 @@ class Done:
 
     done: list[Candidate] = field(default_factory=list)
     refused: list[tuple[Candidate, str]] = field(default_factory=list)
+    ended: list[Candidate] = field(default_factory=list)  # v2 stop: it had ended (2796)
+    gone: list[Candidate] = field(default_factory=list)  # v2 delete: it was gone already (2775)
 
 
 @dataclass(frozen=True)
@@ -201,6 +227,13 @@ class StopResult:
         return not self.outcome.refused and not self.plan.unaddressable
 
 
+class _Already:
+    """_Caller._call's answer when a v2 reply said there was nothing left to do."""
+
+
+_ALREADY: Final = _Already()
+
+
 @dataclass
 class _Caller:
     """Stops (deletes) one version after another within the limiter; records each accepted."""
@@ -212,23 +245,36 @@ class _Caller:
     attempts: int
     backoff: Backoff
     sleep: Callable[[float], Awaitable[None]]
+    api: str = "v1"
     outcome: Done = field(default_factory=Done)
 
     async def one(self, c: Candidate) -> None:
         assert c.job_id is not None  # the plan leaves unaddressable versions out
+        v2 = self.api == "v2"
+        job_id = None if v2 else c.job_id  # a v2 job belongs to no v1 job
         why = await self._call(c.job_id, c.version_id)
-        fields = {"key": c.key, "version_id": c.version_id, "job_id": c.job_id}
-        if why is not None:
+        fields: dict[str, object] = (
+            {"key": c.key, "training_job_id": c.version_id} if v2
+            else {"key": c.key, "version_id": c.version_id, "job_id": c.job_id}
+        )  # fmt: skip
+        if why is _ALREADY:
+            already = self.outcome.ended if self.action == "stop" else self.outcome.gone
+            log.info(f"batchsubmit.{self.action}.already",
+                     **fields, why="ended" if self.action == "stop" else "gone")  # fmt: skip
+            already.append(c)
+            return
+        if isinstance(why, str):
             log.warning(f"batchsubmit.{self.action}.refused", **fields, error=why)
             self.outcome.refused.append((c, why))
             return
         build = records.stopped if self.action == "stop" else records.deleted
-        await self.writer.write(build(key=c.key, version_id=c.version_id, job_id=c.job_id))
+        await self.writer.write(build(key=c.key, version_id=c.version_id, job_id=job_id))
         log.info(f"batchsubmit.{self.action}.{PAST[self.action]}", **fields)
         self.outcome.done.append(c)
 
-    async def _call(self, job_id: int, version_id: int) -> str | None:
-        """None once the server accepted; else why not. Credentials refused: raised."""
+    async def _call(self, job_id: int, version_id: int | str) -> str | _Already | None:
+        """None once the server accepted; _ALREADY when a v2 answer says there was nothing
+        left to do; else why not. Credentials refused: raised."""
         call = self.target.stop if self.action == "stop" else self.target.delete
         tries = throttles = 0
         while True:
@@ -244,8 +290,13 @@ class _Caller:
             except BatchSubmitError as exc:
                 if exc.disposition is Disposition.ABORT:
                     raise
+                if self.api == "v2" and exc.error_code == ALREADY[self.action]:
+                    self.limiter.on_success()  # an answer, and not a slow-down
+                    return _ALREADY
                 tries += 1
-                again = exc.disposition in (Disposition.RETRY, Disposition.RECONCILE)
+                again = exc.disposition in (Disposition.RETRY, Disposition.RECONCILE) or (
+                    self.api == "v2" and exc.error_code == STATUS_CHANGED
+                )
                 if not again or tries >= self.attempts:
                     return str(exc)
                 await self.sleep(self.backoff.delay(tries, exc))
@@ -268,7 +319,9 @@ async def carry_out(
     """Stop (delete) every version of ``plan.todo``, ``concurrency`` at once, within ``limiter``;
     a ``stopped`` (``deleted``) line per version the server accepted, written through
     ``writer``."""
-    caller = _Caller(plan.action, target, writer, limiter, attempts, backoff or Backoff(), sleep)
+    caller = _Caller(
+        plan.action, target, writer, limiter, attempts, backoff or Backoff(), sleep, plan.api
+    )
     todo = iter(plan.todo)  # shared by the workers: each version is taken once
 
     async def worker() -> None:
@@ -282,21 +335,19 @@ async def carry_out(
 
 
 async def _listings(
-    lister: VersionLister,
+    list_one: ListOne,
     jobs: Iterable[int],
-    wanted: Mapping[int, object],
-    limiter: AdaptiveRateLimiter,
     *,
     attempts: int,
     backoff: Backoff,
     sleep: Callable[[float], Awaitable[None]],
-) -> dict[int, dict[int, int]]:
+) -> dict[int, dict[int | str, int | str]]:
     """One complete listing per job (job -> version -> status); transient failures retried."""
-    out: dict[int, dict[int, int]] = {}
+    out: dict[int, dict[int | str, int | str]] = {}
     for job_id in jobs:
         for attempt in range(1, attempts + 1):
             try:
-                listed = await list_job(lister, job_id, limiter, wanted=wanted)
+                listed = await list_one(job_id)
             except BatchSubmitError as exc:
                 transient = exc.disposition in (Disposition.RETRY, Disposition.RECONCILE)
                 if not transient or attempt == attempts:
@@ -308,6 +359,34 @@ async def _listings(
             out[job_id] = {vid: seen.status for vid, seen in listed.items()}
             break
     return out
+
+
+def _lister(
+    state: LedgerState,
+    lister: VersionLister,
+    target: Target,
+    limiter: AdaptiveRateLimiter,
+    action: Action,
+    keys: Sequence[str] | None,
+) -> tuple[tuple[int, ...], ListOne]:
+    """The jobs to list and how to list one: each v1 job's versions, or a v2 ledger's one
+    search (through ``target``, a V2Target), keeping only the ledger's open objects."""
+    wanted = {object_id(state.outcomes[k]) for k in open_keys(state, action, keys)}
+    if state.settings is not None and state.settings.api == "v2":
+        if not isinstance(target, V2Target):
+            raise TypeError(f"a v2 ledger's jobs are stopped through a V2Target, not {target!r}")
+        v2 = target
+
+        def search(job_id: int) -> Awaitable[dict[int | str, Observation]]:
+            return list_v2(v2, limiter, wanted=wanted)
+
+        return (V2_LISTING,), search
+    jobs = job_ids_of(state)
+
+    def listing(job_id: int) -> Awaitable[dict[int | str, Observation]]:
+        return list_job(lister, job_id, limiter, wanted=wanted)
+
+    return jobs, listing
 
 
 async def stop_ledger(
@@ -339,14 +418,14 @@ async def stop_ledger(
                 f"{os.fspath(ledger_path)}: no run recorded in this ledger, so it created no "
                 f"version to {action}"
             )
-        jobs = job_ids_of(state)
-        wanted = {state.outcomes[k]["version_id"]: k for k in open_keys(state, action, keys)}
+        api = state.settings.api if state.settings is not None else "v1"
+        jobs, list_one = _lister(state, lister, target, limiter, action, keys)
         backoff = Backoff()
         listings = (
-            await _listings(lister, jobs, wanted, limiter, attempts=attempts, backoff=backoff,
-                            sleep=sleep) if wanted else {}
+            await _listings(list_one, jobs, attempts=attempts, backoff=backoff, sleep=sleep)
+            if open_keys(state, action, keys) else {}
         )  # fmt: skip
-        the_plan = plan(state, action, listings, job_ids=jobs, keys=keys)
+        the_plan = plan(state, action, listings, job_ids=jobs, keys=keys, api=api)
         log.info(
             f"batchsubmit.{action}.planned", todo=len(the_plan.todo), ended=len(the_plan.ended),
             gone=len(the_plan.gone), unaddressable=len(the_plan.unaddressable),

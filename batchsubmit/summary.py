@@ -7,7 +7,8 @@
 Counts are per point and add up to ``total``: a point whose last ``submitted`` line has no outcome
 after it counts as *pending* (its outcome is unknown: the next run reconciles it), whatever an
 earlier outcome said. ``statuses`` counts the succeeded points by the last training status
-``batchsubmit watch`` recorded for their version (points never watched are not in it).
+``batchsubmit watch`` recorded for their version (points never watched are not in it): for a v2
+ledger, by the last phase of their training job (``Completed``, ``Running``...).
 """
 
 from __future__ import annotations
@@ -19,8 +20,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from batchsubmit.ledger import LedgerState, RunSpan
-from batchsubmit.models import JobStatus
+from batchsubmit.ledger import LedgerState, RunSpan, object_id
+from batchsubmit.phases import verdict_of_name
 
 __all__ = ["Summary", "failure_code", "format_duration", "next_steps", "summarize"]
 
@@ -121,7 +122,7 @@ def summarize(state: LedgerState) -> Summary:
             succeeded += 1
             reconciled += bool(record["reconciled"])
             entry = state.statuses.get(key)
-            if entry is not None and entry.version_id == record["version_id"]:
+            if entry is not None and entry.version_id == object_id(record):
                 statuses[entry.status_name] += 1
         else:
             failed += 1
@@ -209,8 +210,10 @@ def _complete(summary: Summary) -> str:
     trainings when ``batchsubmit watch`` recorded how they went."""
     if not summary.statuses:
         return "Every point succeeded."
-    ended_well = sum(n for name, n in summary.statuses.items() if _named(name).succeeded)
-    ended = sum(n for name, n in summary.statuses.items() if _named(name).terminal)
+    ended_well = sum(
+        n for name, n in summary.statuses.items() if verdict_of_name(name) == "succeeded"
+    )
+    ended = sum(n for name, n in summary.statuses.items() if verdict_of_name(name) != "active")
     watched = sum(summary.statuses.values())
     parts = [f"{ended_well} completed"]
     if ended - ended_well:
@@ -225,10 +228,3 @@ def _complete(summary: Summary) -> str:
         f"Every point was submitted; training: {', '.join(parts)} "
         "(`status --points --succeeded` lists them, `watch` follows them on)."
     )
-
-
-def _named(name: str) -> JobStatus:
-    try:
-        return JobStatus[name]
-    except KeyError:  # a code this version does not know (STATUS_99): not over, not a success
-        return JobStatus.UNKNOWN

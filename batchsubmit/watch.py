@@ -1,4 +1,5 @@
-"""Following the versions a sweep created until each one stops: the core of ``batchsubmit watch``.
+"""Following the versions (v1) or training jobs (v2) a sweep created until each one stops: the
+core of ``batchsubmit watch``.
 
 The pure core is :class:`Board`: the points to follow (every succeeded point's version, from the
 ledger's fold), the status each was last seen in, and what one round of listings changes. It
@@ -13,6 +14,14 @@ Time is injected (``clock``, ``sleep``), so tests step the emulator's clock inst
 A version missing from its job's listing for ``missing_polls`` rounds in a row, over at least
 ``missing_grace`` seconds (deleted, or never listed), is given up on as ``NOT_LISTED``, which
 counts as a failure: a watch always ends.
+
+A v2 ledger (``settings.api: v2``) is followed the same way, with one search per interval in
+place of the jobs' listings: a complete walk (:meth:`V2Target.jobs`) of the jobs whose names
+contain the sweep's name prefix (:func:`name_prefix`), never a detail call per job. Its board
+holds phases (``Running``, ``Completed``...) where v1's holds status codes, under the one job
+:data:`V2_LISTING`; what a phase means is :mod:`batchsubmit.phases`' (an unknown one is active,
+and logged as ``batchsubmit.watch.unknown_phase``). Its ``status`` lines are
+:func:`records.job_status`'s.
 """
 
 from __future__ import annotations
@@ -21,7 +30,7 @@ import contextlib
 import math
 import os
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Container, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from time import monotonic
 from typing import Any, NamedTuple, Protocol
@@ -29,13 +38,16 @@ from typing import Any, NamedTuple, Protocol
 import anyio
 
 from batchsubmit import ledger as records
+from batchsubmit import phases
+from batchsubmit.client import ModelArtsClient
 from batchsubmit.errors import BatchSubmitError, Disposition, ThrottledError, UsageError
 from batchsubmit.events import get_logger
-from batchsubmit.ledger import LedgerState, LedgerWriter, StatusEntry, read_ledger
+from batchsubmit.ledger import LedgerState, LedgerWriter, StatusEntry, object_id, read_ledger
 from batchsubmit.limiter import AdaptiveRateLimiter
-from batchsubmit.models import JobStatus, VersionList
+from batchsubmit.models import VersionList
 from batchsubmit.paging import MAX_PER_PAGE, walk_versions
 from batchsubmit.points import parameter_pairs
+from batchsubmit.v2 import V2Target
 
 __all__ = [
     "Board",
@@ -47,7 +59,9 @@ __all__ = [
     "is_terminal",
     "job_ids_of",
     "list_job",
+    "list_v2",
     "log_round",
+    "name_prefix",
     "status_name",
     "watch_ledger",
 ]
@@ -62,20 +76,21 @@ MAX_LIST_FAILURES = 10  # rounds in a row a job's listing may fail before the wa
 MAX_THROTTLES = 8  # throttled answers to one page before that job waits for the next round
 NOT_LISTED = "NOT_LISTED"  # given up: absent from the listings for missing_polls rounds
 UNSEEN = "UNSEEN"  # not listed yet (lists may lag creation by a few seconds)
+V2_LISTING = 0  # a v2 ledger's board: its one search stands where v1's jobs' listings do
 
 
 # --- the pure core -------------------------------------------------------------------------------
 
 
-status_name = JobStatus.name_of
-is_terminal = JobStatus.is_terminal_code
-is_success = JobStatus.is_success_code
+status_name = phases.name_of  # v1 status codes and v2 phases alike
+is_terminal = phases.is_terminal
+is_success = phases.is_success
 
 
 class Observation(NamedTuple):
-    """What a listing says about one version now."""
+    """What a listing says about one version (or v2 training job: its phase) now."""
 
-    status: int
+    status: int | str
     duration_ms: int | None
 
 
@@ -84,8 +99,8 @@ class Tracked:
     """One point being followed: its version, and what was last seen of it."""
 
     key: str
-    version_id: int
-    status: int | None = None  # None: not seen in a listing (nor recorded in the ledger) yet
+    version_id: int | str  # v2: the training job's id
+    status: int | str | None = None  # v2: the phase; None: not seen (nor recorded) yet
     duration_ms: float | None = None
     job_id: int | None = None  # learnt from the listing it shows up in
     missed: int = 0  # rounds in a row its job's listing did not show it
@@ -134,12 +149,19 @@ class Board:
         *,
         missing_polls: int = MISSING_POLLS,
         missing_grace: float = MISSING_GRACE,
+        api: str = "v1",
     ) -> None:
         if missing_polls < 1:
             raise ValueError(f"missing_polls must be >= 1, got {missing_polls}")
         self.missing_polls = missing_polls
         self.missing_grace = missing_grace
-        self.tracked: dict[int, Tracked] = {t.version_id: t for t in tracked}
+        self.tracked: dict[int | str, Tracked] = {t.version_id: t for t in tracked}
+        self.api = api  # "v2": training jobs and their phases
+
+    @property
+    def noun(self) -> str:
+        """What it follows, for people: ``versions`` or ``training jobs``."""
+        return "training jobs" if self.api == "v2" else "versions"
 
     @classmethod
     def from_state(cls, state: LedgerState, **kwargs: Any) -> Board:
@@ -149,12 +171,14 @@ class Board:
         for key in sorted(state.succeeded_keys()):
             outcome = state.outcomes[key]
             entry = state.training_status(key)
-            point = Tracked(key, outcome["version_id"], index=outcome.get("index"),
+            point = Tracked(key, object_id(outcome), index=outcome.get("index"),
                             parameter=parameter_pairs(outcome.get("parameter"), pairs))
-            if entry is not None:
-                point.status, point.duration_ms = entry.status, entry.duration_ms
+            if entry is not None:  # a v2 entry has no status code: its name is the phase
+                point.status = entry.status if entry.status is not None else entry.status_name
+                point.duration_ms = entry.duration_ms
             tracked.append(point)
-        return cls(tracked, **kwargs)
+        api = state.settings.api if state.settings is not None else "v1"
+        return cls(tracked, **{"api": api, **kwargs})
 
     def __len__(self) -> int:
         return len(self.tracked)
@@ -185,7 +209,7 @@ class Board:
 
     def observe(
         self,
-        listings: Mapping[int, Mapping[int, Observation]],
+        listings: Mapping[int, Mapping[int | str, Observation]],
         *,
         job_ids: Sequence[int],
         ts: str | None = None,
@@ -199,7 +223,7 @@ class Board:
         (seconds, any clock) times the misses; None: rounds alone decide.
         """
         changed: list[dict[str, Any]] = []
-        seen: set[int] = set()
+        seen: set[int | str] = set()
         for job_id, listing in listings.items():
             for version_id, observed in listing.items():
                 tracked = self.tracked.get(version_id)
@@ -213,14 +237,7 @@ class Board:
                 tracked.duration_ms = observed.duration_ms
                 if tracked.status != observed.status:
                     tracked.status = observed.status
-                    changed.append(
-                        records.status(
-                            key=tracked.key, version_id=version_id, status=observed.status,
-                            status_name=status_name(observed.status),
-                            duration_ms=observed.duration_ms, index=tracked.index,
-                            parameter=tracked.parameter, ts=ts,
-                        )
-                    )  # fmt: skip
+                    changed.append(_status_record(tracked, observed, ts))
         every_job = all(job in listings for job in job_ids)
         for tracked in self.unfinished():
             if tracked.version_id in seen:
@@ -258,10 +275,46 @@ class Board:
     def final(self) -> dict[str, StatusEntry]:
         """Key -> the last status seen of its version (versions never seen are left out)."""
         return {
-            t.key: StatusEntry(t.version_id, t.status, status_name(t.status), t.duration_ms)
+            t.key: StatusEntry(
+                t.version_id, t.status if isinstance(t.status, int) else None,
+                status_name(t.status), t.duration_ms,
+            )
             for t in self.tracked.values()
             if t.status is not None
         }
+
+
+def _status_record(tracked: Tracked, observed: Observation, ts: str | None) -> dict[str, Any]:
+    """The ``status`` line of a change: v1's (a status code) or v2's (a phase)."""
+    if isinstance(observed.status, str):
+        assert isinstance(tracked.version_id, str)  # a v2 board tracks training job ids
+        return records.job_status(
+            key=tracked.key, training_job_id=tracked.version_id, phase=observed.status,
+            duration_ms=observed.duration_ms, index=tracked.index, parameter=tracked.parameter,
+            ts=ts,
+        )  # fmt: skip
+    assert isinstance(tracked.version_id, int)
+    return records.status(
+        key=tracked.key, version_id=tracked.version_id, status=observed.status,
+        status_name=status_name(observed.status), duration_ms=observed.duration_ms,
+        index=tracked.index, parameter=tracked.parameter, ts=ts,
+    )  # fmt: skip
+
+
+def name_prefix(state: LedgerState) -> str:
+    """The longest common prefix of the ledger's v2 job names (its succeeded points'): the
+    search filter that finds them all. Too short costs only pages ("" searches every job)."""
+    names: list[str] = [
+        record["job_name"] for record in state.outcomes.values()
+        if record["event"] == "succeeded" and isinstance(record.get("job_name"), str)
+    ]  # fmt: skip
+    if not names:
+        return ""
+    first, last = min(names), max(names)  # the prefix of these two is everyone's
+    size = 0
+    while size < min(len(first), len(last)) and first[size] == last[size]:
+        size += 1
+    return first[:size]
 
 
 # --- the shell -----------------------------------------------------------------------------------
@@ -291,14 +344,14 @@ async def list_job(
     job_id: int,
     limiter: AdaptiveRateLimiter,
     *,
-    wanted: Mapping[int, object] | None = None,
-) -> dict[int, Observation]:
+    wanted: Container[int | str] | None = None,
+) -> dict[int | str, Observation]:
     """One complete listing of a job, page by page, each page within the limiter.
 
     Only the versions in ``wanted`` are kept (all when None). A throttled page is asked again
     after the limiter's pause, up to MAX_THROTTLES times; other errors propagate.
     """
-    out: dict[int, Observation] = {}
+    out: dict[int | str, Observation] = {}
 
     def fetch(page: int, per_page: int) -> Awaitable[VersionList]:
         return _page(client, job_id, page, per_page, limiter)
@@ -307,6 +360,31 @@ async def list_job(
         if wanted is None or version.version_id in wanted:
             out[version.version_id] = Observation(version.status, version.duration)
     return out
+
+
+async def list_v2(
+    target: V2Target, limiter: AdaptiveRateLimiter, *, wanted: Container[int | str] | None = None
+) -> dict[int | str, Observation]:
+    """One complete search of a v2 sweep's jobs (training job id -> its phase), within the
+    limiter; only the jobs in ``wanted`` are kept (all when None). A throttled search is walked
+    again after the limiter's pause, up to MAX_THROTTLES times; other errors propagate."""
+    throttled = 0
+    while True:
+        sent_at = await limiter.acquire()
+        try:
+            jobs = await target.jobs()
+        except ThrottledError as exc:
+            limiter.on_throttled(exc, sent_at=sent_at)
+            throttled += 1
+            if throttled >= MAX_THROTTLES:
+                raise
+            continue
+        limiter.on_success()
+        return {
+            job.id: Observation(job.phase or "Unknown", job.status.duration)
+            for job in jobs
+            if wanted is None or job.id in wanted
+        }
 
 
 async def _page(
@@ -327,24 +405,25 @@ async def _page(
         return listing
 
 
+ListOne = Callable[[int], Awaitable[dict[int | str, Observation]]]  # job -> its listing
+
+
 class _Poller:
     """One round of listings: the jobs in parallel, errors sorted into transient and fatal."""
 
-    def __init__(self, client: VersionLister, limiter: AdaptiveRateLimiter, board: Board) -> None:
-        self.client, self.limiter, self.board = client, limiter, board
+    def __init__(self, list_one: ListOne, board: Board) -> None:
+        self.list_one, self.board = list_one, board
         self.failures: Counter[int] = Counter()  # job -> listings failed in a row
 
-    async def round(self, jobs: Sequence[int]) -> dict[int, dict[int, Observation]]:
-        listings: dict[int, dict[int, Observation]] = {}
+    async def round(self, jobs: Sequence[int]) -> dict[int, dict[int | str, Observation]]:
+        listings: dict[int, dict[int | str, Observation]] = {}
         fatal: list[BatchSubmitError] = []
         slots = anyio.CapacityLimiter(4)
 
         async def one(job_id: int) -> None:
             async with slots:
                 try:
-                    listings[job_id] = await list_job(
-                        self.client, job_id, self.limiter, wanted=self.board.tracked
-                    )
+                    listings[job_id] = await self.list_one(job_id)
                 except BatchSubmitError as exc:
                     self.failures[job_id] += 1
                     transient = exc.disposition in (Disposition.RETRY, Disposition.RECONCILE)
@@ -397,13 +476,13 @@ async def watch_ledger(
             f"{os.fspath(ledger_path)}: no run recorded in this ledger; `batchsubmit run` writes "
             "one, and `watch` follows the versions it created"
         )
-    jobs = tuple(job_ids) if job_ids else job_ids_of(state)
     board = Board.from_state(state, missing_polls=missing_polls, missing_grace=missing_grace)
+    jobs, list_one = _lister(state, client, limiter, board, job_ids)
     unwatched = (state.total or 0) - len(board)
     log.info(
         "batchsubmit.watch.started", sweep=state.sweep, versions=len(board), jobs=len(jobs),
         unfinished=sum(1 for _ in board.unfinished()), without_version=max(0, unwatched),
-        interval_s=interval,
+        interval_s=interval, api=board.api,
     )  # fmt: skip
     sweep = state.sweep
     del state  # the fold may be large: only the board is needed from here on
@@ -414,10 +493,40 @@ async def watch_ledger(
                 writer = await stack.enter_async_context(
                     LedgerWriter(ledger_path, expected_sweep=sweep)
                 )
-            rounds = _Rounds(_Poller(client, limiter, board), writer, jobs, clock,
+            rounds = _Rounds(_Poller(list_one, board), writer, jobs, clock,
                              on_round or log_round)
             polls = await rounds.until_done(interval, sleep)
     return _result(board, polls, unwatched)
+
+
+def _lister(
+    state: LedgerState,
+    client: VersionLister,
+    limiter: AdaptiveRateLimiter,
+    board: Board,
+    job_ids: Sequence[int] | None,
+) -> tuple[tuple[int, ...], ListOne]:
+    """The jobs a round lists, and how one is listed: each v1 job's versions, or for a v2
+    ledger the one search of its jobs by name prefix (a ModelArtsClient's)."""
+    settings = state.settings
+    if settings is not None and settings.api == "v2":
+        if not isinstance(client, ModelArtsClient):
+            raise TypeError(f"watching v2 training jobs needs a ModelArtsClient, not {client!r}")
+        prefix = name_prefix(state)
+        target = V2Target(client, name_prefix=prefix, workspace_id=settings.workspace_id)
+        log.info("batchsubmit.watch.v2_search", name_prefix=prefix,
+                 workspace_id=settings.workspace_id)  # fmt: skip
+
+        def search(job_id: int) -> Awaitable[dict[int | str, Observation]]:
+            return list_v2(target, limiter, wanted=board.tracked)
+
+        return (V2_LISTING,), search
+    jobs = tuple(job_ids) if job_ids else job_ids_of(state)
+
+    def listing(job_id: int) -> Awaitable[dict[int | str, Observation]]:
+        return list_job(client, job_id, limiter, wanted=board.tracked)
+
+    return jobs, listing
 
 
 @dataclass
@@ -444,8 +553,16 @@ class _Rounds:
                 for record in changed:
                     log.debug(
                         "batchsubmit.watch.status_changed", key=record["key"],
-                        version_id=record["version_id"], status=record["status_name"],
+                        version_id=object_id(record), status=record["status_name"],
                     )  # fmt: skip
+                    if "training_job_id" in record and not phases.is_known_phase(
+                        record["status_name"]
+                    ):
+                        log.warning(
+                            "batchsubmit.watch.unknown_phase", key=record["key"],
+                            training_job_id=record["training_job_id"],
+                            phase=record["status_name"], treated_as="active",
+                        )  # fmt: skip
             self.on_round(board, polls, clock() - started)
             if board.done:
                 return polls
@@ -474,12 +591,13 @@ def _result(board: Board, polls: int, unwatched: int) -> WatchResult:
     failed = board.failed()
     parts = [f"{n} {name}" for name, n in counts.most_common()]
     summary = ", ".join(parts) if parts else "nothing to watch"
-    message = f"{len(board)} versions: {summary}" if len(board) else summary
+    message = f"{len(board)} {board.noun}: {summary}" if len(board) else summary
     if failed:
         message += f"; {len(failed)} ended without completing"
     if unwatched > 0:
         some = "1 point has" if unwatched == 1 else f"{unwatched} points have"
-        message += f"; {some} no version (failed, unknown or not started)"
+        what = "training job" if board.api == "v2" else "version"
+        message += f"; {some} no {what} (failed, unknown or not started)"
     log.info(
         "batchsubmit.watch.finished", ok=ok, polls=polls, counts=dict(counts),
         failed=len(failed),

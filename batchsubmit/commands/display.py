@@ -28,7 +28,7 @@ from rich.table import Table
 from rich.text import Text
 
 from batchsubmit.engine import EngineStats
-from batchsubmit.models import JobStatus
+from batchsubmit.phases import verdict_of_name
 from batchsubmit.summary import Summary, format_duration, next_steps
 from batchsubmit.watch import NOT_LISTED, UNSEEN, Board, log_round
 
@@ -166,17 +166,14 @@ def render_summary(summary: Summary, console: Console) -> None:
 
 # --- the watch's board ---------------------------------------------------------------------------
 
-_FAILED_NAMES = frozenset(
-    [*(s.name for s in JobStatus if s.terminal and not s.succeeded), NOT_LISTED]
-)
-
-
 def _style(name: str) -> str:
-    if name == "COMPLETED":
+    """Green for COMPLETED (v2: Completed), red for any other end, yellow while it runs."""
+    if name in ("COMPLETED", "Completed"):
         return "green"
     if name == UNSEEN:
         return "dim"
-    return "red" if name in _FAILED_NAMES else "yellow"
+    failed = name == NOT_LISTED or verdict_of_name(name) in ("failed", "stopped")
+    return "red" if failed else "yellow"
 
 
 def _ran(ms: float | None) -> str:
@@ -185,17 +182,19 @@ def _ran(ms: float | None) -> str:
 
 def render_board(board: Board, *, polls: int, sweep: str | None = None) -> RenderableType:
     """The live view: counts by status, the slowest running versions and the failed ones."""
-    heading = Text(f"watching {len(board)} versions of sweep {sweep or '?'} (poll {polls})")
-    counts = Table(title="by status", title_justify="left")
-    counts.add_column("status")
-    counts.add_column("versions", justify="right")
+    v2 = board.api == "v2"
+    heading = Text(f"watching {len(board)} {board.noun} of sweep {sweep or '?'} (poll {polls})")
+    status, version = ("phase", "training job") if v2 else ("status", "version")
+    counts = Table(title=f"by {status}", title_justify="left")
+    counts.add_column(status)
+    counts.add_column(board.noun, justify="right")
     for name, n in board.counts().most_common():
         counts.add_row(Text(name, style=_style(name)), str(n))
     parts: list[RenderableType] = [heading, counts]
     slow = board.slowest()
     if slow:
         table = Table(title="slowest running", title_justify="left")
-        for column in ("key", "version", "status", "running for"):
+        for column in ("key", version, status, "running for"):
             table.add_column(column)
         for t in slow:
             table.add_row(Text(t.key), str(t.version_id), Text(t.label()), _ran(t.duration_ms))
@@ -203,7 +202,7 @@ def render_board(board: Board, *, polls: int, sweep: str | None = None) -> Rende
     failed = board.failed()
     if failed:
         table = Table(title=f"ended without completing ({len(failed)})", title_justify="left")
-        for column in ("key", "version", "status", "ran for"):
+        for column in ("key", version, status, "ran for"):
             table.add_column(column)
         for t in failed[:10]:
             table.add_row(

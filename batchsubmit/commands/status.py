@@ -48,6 +48,10 @@ status and error_code when no row has one; json prints one object per line (JSON
 key, parameters {label: value}, outcome, version_id, status, error_code, attempts; null when
 empty); csv and tsv print a header row, then a row per point (empty cells when empty), quoted as
 CSV quotes when a value holds the delimiter, a quote or a line break.
+
+A v2 ledger (target.api: v2) has training_job_id and job_name in place of version_id, and phase
+(the last phase `batchsubmit watch` recorded: Completed, Running...) in place of status, in the
+table, the JSON Lines and the CSV/TSV header alike; its summary counts trainings by phase.
 """
 
 EPILOG = """\
@@ -177,18 +181,29 @@ def _write_delimited(rows: list[PointRow], delimiter: str) -> None:
     """A header row, then a row per point; empty cells for None and for absent parameters."""
     import csv
 
-    from batchsubmit.points import FIELDS, parameter_columns, parameter_labels
+    from batchsubmit.points import fields_of, parameter_columns, parameter_labels
 
+    api = _api(rows)
+    fields = fields_of(api)
     labels = parameter_labels(rows)
-    columns = parameter_columns(labels)
+    columns = parameter_columns(labels, api)
     writer = csv.writer(sys.stdout, delimiter=delimiter, lineterminator="\n")
-    writer.writerow([*FIELDS[:2], *columns.values(), *FIELDS[2:]])  # the parameters after key
+    writer.writerow([*fields[:2], *columns.values(), *fields[2:]])  # the parameters after key
     for row in rows:
         values = dict(row.parameters)
+        ids = (
+            (_cell(row.training_job_id), _cell(row.job_name)) if api == "v2"
+            else (_cell(row.version_id),)
+        )  # fmt: skip
         writer.writerow([
             row.index, row.key, *(values.get(label, "") for label in labels), row.outcome,
-            _cell(row.version_id), _cell(row.status), _cell(row.error_code), row.attempts,
+            *ids, _cell(row.status), _cell(row.error_code), row.attempts,
         ])  # fmt: skip
+
+
+def _api(rows: list[PointRow]) -> str:
+    """The rows' API (all rows of a ledger share it; no rows: v1's columns)."""
+    return rows[0].api if rows else "v1"
 
 
 def _cell(value: object) -> object:
@@ -209,17 +224,19 @@ def render_points(
     from batchsubmit.points import parameter_columns, parameter_labels
 
     labels = parameter_labels(rows)
+    api = _api(rows)
     which = " or ".join(outcomes) if outcomes else "all"
     table = Table(title=Text(f"points of sweep {sweep or '?'} ({which}): {len(rows)}"),
                   title_justify="left")
     table.add_column("#", justify="right", style="dim", no_wrap=True)
     table.add_column("key", style="cyan", no_wrap=True, min_width=16)
-    for name in parameter_columns(labels).values():
+    for name in parameter_columns(labels, api).values():
         table.add_column(Text(name))
     table.add_column("outcome", no_wrap=True, min_width=9)
     optional = [
-        (name, getter) for name, getter in _OPTIONAL if any(getter(row) is not None for row in rows)
-    ]
+        (name, getter) for name, getter in (_OPTIONAL_V2 if api == "v2" else _OPTIONAL)
+        if any(getter(row) is not None for row in rows)
+    ]  # fmt: skip
     for name, _ in optional:
         table.add_column(name, justify="right" if name == "version_id" else "left")
     table.add_column("attempts", justify="right", no_wrap=True)
@@ -240,5 +257,11 @@ def _text(value: object) -> str:
 _OPTIONAL: tuple[tuple[str, Callable[[PointRow], object]], ...] = (
     ("version_id", lambda row: row.version_id),
     ("status", lambda row: row.status),
+    ("error_code", lambda row: row.error_code),
+)
+_OPTIONAL_V2: tuple[tuple[str, Callable[[PointRow], object]], ...] = (
+    ("training_job_id", lambda row: row.training_job_id),
+    ("job_name", lambda row: row.job_name),
+    ("phase", lambda row: row.status),
     ("error_code", lambda row: row.error_code),
 )

@@ -43,13 +43,19 @@ The endpoint, project and jobs are those of the ledger's last run; credentials a
 (HUAWEICLOUD_SDK_AK + HUAWEICLOUD_SDK_SK, else MODELARTS_TOKEN; none for a loopback endpoint).
 A run against the embedded emulator can be reached only while its state file
 LEDGER.emulator.json exists: it is served again from that file.
+
+A v2 ledger (target.api: v2): its training jobs are found by one search (by the sweep's name
+prefix), the tables show training_job_id and the phase, and the lines carry "training_job_id"
+in place of "version_id" and "job_id".
 """
 
 STOP_DESCRIPTION = """\
 Stop the training versions a sweep created that are still running (POST .../versions/{id}/stop):
 a sweep started by mistake stops burning money. Versions the listing shows in a terminal status
 (COMPLETED, FAILED, KILLED, ...) are left alone; a version not listed yet (the list may lag its
-creation) is stopped too.
+creation) is stopped too. v2 training jobs are terminated (POST .../training-jobs/{id}/actions)
+unless listed Completed, Failed, Terminated or Abnormal; a job that ended meanwhile (409
+ModelArts.2796) is reported as such, not as a refusal.
 
 """ + _COMMON.format(done="stopped")
 
@@ -57,7 +63,9 @@ DELETE_DESCRIPTION = """\
 Delete the training versions a sweep created (DELETE .../versions/{id}), in whatever status they
 are (the service may refuse to delete a running one: `batchsubmit stop` it first). A version the
 listing does not show is skipped: it is gone already, or too new to be listed (run it again in a
-minute). `batchsubmit watch` then reports deleted versions as NOT_LISTED.
+minute). `batchsubmit watch` then reports deleted versions as NOT_LISTED. v2 training jobs are
+deleted with DELETE .../training-jobs/{id}; one already gone (400 ModelArts.2775) is reported as
+such, not as a refusal.
 
 """ + _COMMON.format(done="deleted")
 
@@ -160,6 +168,7 @@ class _Resolved:
     keys: tuple[str, ...] | None
     yes: bool
     server: LedgerServer
+    name_prefix: str = ""  # v2: the search filter that finds the ledger's training jobs
 
 
 def _resolve(
@@ -172,7 +181,15 @@ def _resolve(
         args.ledger, endpoint=args.endpoint, rate=args.rate, env=env, slim=True,
         no_state="no version of it runs any more",
     )
-    return _Resolved(action=args.action, keys=keys, yes=args.yes, server=server)
+    prefix = ""
+    settings = server.state.settings
+    if settings is not None and settings.api == "v2":  # the slim fold keeps no job names
+        from batchsubmit.ledger import read_ledger
+        from batchsubmit.watch import name_prefix
+
+        prefix = name_prefix(read_ledger(args.ledger))
+    return _Resolved(action=args.action, keys=keys, yes=args.yes, server=server,
+                     name_prefix=prefix)  # fmt: skip
 
 
 async def _stop(resolved: _Resolved) -> StopResult | None:
@@ -181,14 +198,21 @@ async def _stop(resolved: _Resolved) -> StopResult | None:
 
     from batchsubmit.limiter import AdaptiveRateLimiter
     from batchsubmit.stopping import stop_ledger
+    from batchsubmit.target import Target
     from batchsubmit.v1 import V1Target
+    from batchsubmit.v2 import V2Target
 
     result: StopResult | None = None
     server = resolved.server
+    settings = server.state.settings
     async with server.client() as client, anyio.create_task_group() as tg:
         tg.start_soon(cancel_on_signal, tg.cancel_scope)
+        target: Target = V1Target(client)
+        if settings is not None and settings.api == "v2":
+            target = V2Target(client, name_prefix=resolved.name_prefix,
+                              workspace_id=settings.workspace_id)  # fmt: skip
         result = await stop_ledger(
-            server.ledger, action=resolved.action, lister=client, target=V1Target(client),
+            server.ledger, action=resolved.action, lister=client, target=target,
             limiter=AdaptiveRateLimiter(server.rate), keys=resolved.keys, yes=resolved.yes,
         )  # fmt: skip
         tg.cancel_scope.cancel()
@@ -207,16 +231,17 @@ def render_result(result: StopResult, out: Console, err: Console) -> None:
 
     plan, outcome = result.plan, result.outcome
     past = "stopped" if plan.action == "stop" else "deleted"
+    id_column = "training_job_id" if plan.api == "v2" else "version_id"
     if outcome is None:
         table = Table(title=f"would be {past} ({len(plan.todo)})", title_justify="left")
-        for column in ("key", "version_id", "status"):
+        for column in ("key", id_column, "phase" if plan.api == "v2" else "status"):
             table.add_column(column)
         for c in plan.todo:
             table.add_row(Text(c.key), str(c.version_id), Text(c.label()))
         out.print(table)
     elif outcome.refused:
         table = Table(title=f"not {past} ({len(outcome.refused)})", title_justify="left")
-        for column in ("key", "version_id", "why"):
+        for column in ("key", id_column, "why"):
             table.add_column(column)
         for c, why in outcome.refused:  # Text, not markup: messages come from the server
             table.add_row(Text(c.key), str(c.version_id), Text(why, overflow="fold"))
@@ -228,12 +253,17 @@ def summary_line(result: StopResult) -> str:
     """One sentence of what was (or would be) done and what was left alone, and why."""
     plan, outcome = result.plan, result.outcome
     past = "stopped" if plan.action == "stop" else "deleted"
+    n = _n if plan.api == "v1" else _jobs
     if outcome is None:
-        head = f"dry run: {_n(len(plan.todo))} would be {past}; pass --yes to {plan.action} them"
+        head = f"dry run: {n(len(plan.todo))} would be {past}; pass --yes to {plan.action} them"
     elif not plan.todo:
         head = f"nothing left to {plan.action}"
     else:
-        head = f"{_n(len(outcome.done))} {past}"
+        head = f"{n(len(outcome.done))} {past}"
+        if outcome.ended:
+            head += f", {len(outcome.ended)} had ended before the call (ModelArts.2796)"
+        if outcome.gone:
+            head += f", {len(outcome.gone)} were gone already (ModelArts.2775)"
         if outcome.refused:
             head += f", {len(outcome.refused)} refused (run it again to retry them)"
     parts = [head]
@@ -256,6 +286,10 @@ def summary_line(result: StopResult) -> str:
 
 def _n(count: int) -> str:
     return "1 version" if count == 1 else f"{count} versions"
+
+
+def _jobs(count: int) -> str:
+    return "1 training job" if count == 1 else f"{count} training jobs"
 
 
 def _keys(candidates: tuple[Candidate, ...]) -> str:

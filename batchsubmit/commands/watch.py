@@ -39,6 +39,13 @@ The endpoint, project and jobs are those of the ledger's last run; credentials a
 (HUAWEICLOUD_SDK_AK + HUAWEICLOUD_SDK_SK, else MODELARTS_TOKEN). A run against the embedded
 emulator (`--endpoint emulator`) can be watched only while its state file LEDGER.emulator.json
 exists: watch then serves it again from that file.
+
+A v2 ledger (target.api: v2) is followed the same way: once per interval one search of its
+training jobs, filtered by the longest common prefix of their names (never one detail call per
+job), and a line {"event": "status", "key", "training_job_id", "status_name", "duration_ms",
+"ts"} whenever a job's phase changes (status_name is the phase). Completed is the only success;
+Failed, Abnormal and Terminated end it otherwise; Creating, Pending, Running, Terminating and
+any phase batchsubmit does not know (logged) are still active.
 """
 
 EPILOG = """\
@@ -122,13 +129,17 @@ def _plan(args: argparse.Namespace, env: Mapping[str, str]) -> _Plan:
     from batchsubmit.commands.ledger_server import ledger_server
     from batchsubmit.watch import job_ids_of
 
+    def jobs(server: LedgerServer) -> tuple[int, ...]:  # a v2 ledger's search needs none
+        v2 = server.state.settings is not None and server.state.settings.api == "v2"
+        return () if v2 else job_ids_of(server.state)
+
     server = ledger_server(
         args.ledger, endpoint=args.endpoint, rate=args.rate, env=env,
         no_state="there is no server to list the versions from. Use `batchsubmit run SPEC "
         "--watch` to watch while the run's emulator still serves, or run against `batchsubmit "
         "emulator --state-file PATH` and pass its URL to watch with --endpoint",
     )
-    return _Plan(server=server, job_ids=job_ids_of(server.state), interval=args.interval)
+    return _Plan(server=server, job_ids=jobs(server), interval=args.interval)
 
 
 async def _watch(plan: _Plan, quiet: bool = False) -> WatchResult | None:

@@ -11,6 +11,7 @@ from batchsubmit.report.data import (
     CREATED,
     NOT_STARTED,
     RUNNING,
+    STOPPED,
     SUBMIT_FAILED,
     TRAIN_FAILED,
     UNKNOWN,
@@ -39,6 +40,7 @@ WIDTH = 960.0
 STATE_COLORS = {
     COMPLETED: "#2f9e5f",
     TRAIN_FAILED: "#d1453b",
+    STOPPED: "#9b59b6",
     RUNNING: "#3a7bd5",
     CREATED: "#9fd3b4",
     SUBMIT_FAILED: "#f08c2e",
@@ -205,6 +207,8 @@ def _tooltip(p: PointView) -> str:
         parts.append(f"ran {format_duration(p.duration_ms / 1000)}")
     if p.version_id is not None:
         parts.append(f"version {p.version_id}")
+    if p.training_job_id is not None:
+        parts.append(f"training job {p.job_name or ''} {p.training_job_id}".replace("  ", " "))
     if p.error_code:
         parts.append(p.error_code)
     if p.attempts > 1:

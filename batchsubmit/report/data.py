@@ -13,6 +13,11 @@ of every ``submitted`` and ``failed`` line, for the submission timeline. Then:
   values is a *facet*, named, and a cell holds one point per facet.
 
 A failed point's record carries no parameters: pass the spec's points to place it on the grid.
+
+A v2 ledger's points are training jobs (``training_job_id``, ``job_name``), their statuses
+phases: Completed is completed, Failed and Abnormal training failed, Terminated *stopped* (a
+state v1 points never take: v1 counts KILLED as failed), any other phase running
+(:func:`batchsubmit.phases.verdict`).
 """
 
 from __future__ import annotations
@@ -26,8 +31,8 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
+from batchsubmit import phases
 from batchsubmit.ledger import LedgerState, RunSettings, fold
-from batchsubmit.models import JobStatus
 from batchsubmit.summary import Summary, summarize
 
 __all__ = [
@@ -50,8 +55,22 @@ Pairs = tuple[tuple[str, str], ...]
 # The states a point can be in, in legend order.
 COMPLETED, TRAIN_FAILED, RUNNING, CREATED = "completed", "training failed", "running", "created"
 SUBMIT_FAILED, UNKNOWN, NOT_STARTED = "submit failed", "outcome unknown", "not started"
-STATES = (COMPLETED, TRAIN_FAILED, RUNNING, CREATED, SUBMIT_FAILED, UNKNOWN, NOT_STARTED)
+STOPPED = "stopped"  # v2 only: Terminated
+STATES = (
+    COMPLETED, TRAIN_FAILED, STOPPED, RUNNING, CREATED, SUBMIT_FAILED, UNKNOWN, NOT_STARTED,
+)
+STATE_NOTES_V2 = {
+    COMPLETED: "training job created, phase Completed",
+    TRAIN_FAILED: "training job created, phase Failed or Abnormal",
+    STOPPED: "training job created, phase Terminated (stopped)",
+    RUNNING: "training job created, last seen Creating, Pending, Running... (watch again)",
+    CREATED: "training job created, never watched",
+    SUBMIT_FAILED: "the create call failed",
+    UNKNOWN: "sent, outcome unknown (the next run reconciles it)",
+    NOT_STARTED: "in the spec, never sent",
+}
 STATE_NOTES = {
+    STOPPED: STATE_NOTES_V2[STOPPED],
     COMPLETED: "version created, training COMPLETED",
     TRAIN_FAILED: "version created, training ended FAILED, KILLED, LOST...",
     RUNNING: "version created, last seen INIT, RUNNING... (watch again)",
@@ -76,6 +95,8 @@ class PointView:
     error_code: str | None = None  # why the create call failed
     attempts: int = 0
     job_id: int | None = None  # from the key's "<job_id>:" prefix, in a sweep of many jobs
+    training_job_id: str | None = None  # v2
+    job_name: str | None = None  # v2
 
     def labels(self) -> dict[str, str]:
         """Its parameters, and ``job`` when the sweep has many jobs: what the grid lays out."""
@@ -297,14 +318,13 @@ def _pairs(parameter: object) -> Pairs:
     )
 
 
-def _training_state(status: int) -> str:
-    try:
-        known = JobStatus(status)
-    except ValueError:
-        return RUNNING  # a code this version does not know: assume it is not over
-    if known.succeeded:
-        return COMPLETED
-    return TRAIN_FAILED if known.terminal else RUNNING
+_STATE_OF = {"succeeded": COMPLETED, "failed": TRAIN_FAILED, "stopped": STOPPED,
+             "active": RUNNING}  # fmt: skip
+
+
+def _training_state(status: int | str) -> str:
+    """A v1 code or a v2 phase as a state (one this version does not know: still running)."""
+    return _STATE_OF[phases.verdict(status)]
 
 
 _JOB_KEY = re.compile(r"(\d+):(.+)")
@@ -351,13 +371,16 @@ def points(
             )  # fmt: skip
         else:
             entry = state.training_status(key)
+            status: int | str | None = None if entry is None else entry.status
+            if entry is not None and status is None and "training_job_id" in record:
+                status = entry.status_name  # v2: the phase
             view = PointView(
                 key, index, _pairs(record["parameter"]) or parameter,
-                CREATED if entry is None or entry.status is None
-                else _training_state(entry.status),
+                CREATED if status is None else _training_state(status),
                 None if entry is None else entry.status_name,
                 None if entry is None else entry.duration_ms,
-                record["version_id"], attempts=attempts, job_id=job_id,
+                record.get("version_id"), attempts=attempts, job_id=job_id,
+                training_job_id=record.get("training_job_id"), job_name=record.get("job_name"),
             )  # fmt: skip
             out.append(view)
     seen = state.outcomes.keys() | state.pending.keys()
@@ -510,7 +533,7 @@ def extract(
         latency=histogram(latencies),
         grid=grid(views),
         states={s: tally[s] for s in STATES if tally[s]},
-        training_failures=tuple(p for p in views if p.state == TRAIN_FAILED),
+        training_failures=tuple(p for p in views if p.state in (TRAIN_FAILED, STOPPED)),
         last_status_ts=state.last_status_ts,
         spec_points=spec_points is not None,
         failures=tuple(

@@ -7,7 +7,16 @@ from datetime import UTC, datetime
 
 import batchsubmit.report.charts as charts
 from batchsubmit import __version__
-from batchsubmit.report.data import STATE_NOTES, STATES, Grid, PointView, ReportData
+from batchsubmit.report.data import (
+    COMPLETED,
+    STATE_NOTES,
+    STATE_NOTES_V2,
+    STATES,
+    STOPPED,
+    Grid,
+    PointView,
+    ReportData,
+)
 from batchsubmit.report.svg import esc
 from batchsubmit.summary import format_duration, next_steps
 
@@ -129,10 +138,13 @@ def _headline(data: ReportData) -> str:
         _card("time taken", format_duration(s.elapsed_s)),
     ]
     if s.statuses:
-        completed = s.statuses.get("COMPLETED", 0)
+        v2 = data.settings.api == "v2"
+        completed = data.states.get(COMPLETED, 0) if v2 else s.statuses.get("COMPLETED", 0)
         cards.append(_card("trainings completed", completed, "good" if completed else ""))
         ended_badly = data.states.get("training failed", 0)
         cards.append(_card("trainings failed", ended_badly, "bad" if ended_badly else ""))
+        if data.states.get(STOPPED):
+            cards.append(_card("trainings stopped", data.states[STOPPED], "bad"))
         running = data.states.get("running", 0)
         if running:
             cards.append(_card("still running", running))
@@ -203,8 +215,9 @@ def _grid(data: ReportData) -> str:
             '<section id="grid"><h2>Outcome and status per point</h2>'
             '<p class="note">No point is recorded in this ledger.</p></section>'
         )
+    notes = STATE_NOTES_V2 if data.settings.api == "v2" else STATE_NOTES
     legend = _legend(
-        (charts.STATE_COLORS[s], f"{s}: {data.states[s]}", STATE_NOTES[s])
+        (charts.STATE_COLORS[s], f"{s}: {data.states[s]}", notes[s])
         for s in STATES
         if data.states.get(s)
     )
@@ -312,9 +325,10 @@ def _failures(data: ReportData) -> str:
 
 
 def _training_failures(data: ReportData) -> str:
+    v2 = data.settings.api == "v2"
     rows = [
         (
-            p.index, p.key, p.version_id, p.status_name,
+            p.index, p.key, p.training_job_id if v2 else p.version_id, p.status_name,
             format_duration(None if p.duration_ms is None else p.duration_ms / 1000),
             ", ".join(f"{label}={value}" for label, value in p.parameter),
         )
@@ -328,7 +342,8 @@ def _training_failures(data: ReportData) -> str:
         )
     more = len(data.training_failures) - len(rows)
     note = f'<p class="note">... and {more} more.</p>' if more > 0 else ""
-    table = _table(("#", "key", "version", "status", "ran", "parameters"), rows, {0, 2})
+    head = ("training job", "phase") if v2 else ("version", "status")
+    table = _table(("#", "key", *head, "ran", "parameters"), rows, {0} if v2 else {0, 2})
     return f'<section id="training"><h2>Trainings that did not complete</h2>{table}{note}</section>'
 
 
@@ -337,10 +352,15 @@ def render_html(data: ReportData, *, generated_at: str) -> str:
     s = data.summary
     settings = data.settings
     jobs = settings.job_ids
+    target = (
+        f"v2 training jobs (workspace {esc(settings.workspace_id or '0')})"
+        if settings.api == "v2"
+        else f"job{'s' if len(jobs) > 1 else ''} {esc(', '.join(str(j) for j in jobs) or '?')}"
+    )
     facts = [
         f"ledger <code>{esc(data.path or '?')}</code>",
         f"endpoint <code>{esc(settings.endpoint or '?')}</code>",
-        f"job{'s' if len(jobs) > 1 else ''} {esc(', '.join(str(j) for j in jobs) or '?')}",
+        target,
         f"{s.runs} run{'s' if s.runs != 1 else ''}",
         f"from {_when(s.started_at)} to {_when(s.finished_at, since=s.started_at)}",
     ]
