@@ -203,19 +203,12 @@ class Engine:
 
     async def submit(self, job_id: int, point: Point, attempts: int = 0) -> None:
         """Create one point's version, attempting up to ``max_attempts`` times in this run."""
-        listing = self._on_server.get(job_id)
-        if listing is not None:
-            try:
-                found = listing.find(point)
-            except IdentityConflictError as conflict:
-                await self._conflict(job_id, point, conflict, attempts)
-                return
-            if found is not None:
-                await self._succeed(
-                    point, attempts, found,
-                    reconciled=True, latency_ms=None,
-                )
-                return
+        if await self._settled_at_start(job_id, point, attempts):
+            return
+        # Whether an earlier attempt may have created the point's object: any intent of an
+        # earlier run (its outcome was never learnt, or it is being retried), and in this run an
+        # attempt whose outcome is unknown; not a throttled, unsent or refused one.
+        may_exist = attempts > 0
         for attempt_in_run in range(1, self._max_attempts + 1):
             if self._stop.is_set():
                 return
@@ -258,13 +251,32 @@ class Engine:
                     reconciled=False, latency_ms=(self._clock() - sent_at) * 1000,
                 )
                 return
-            if not await self._handle(job_id, point, error, attempts, sent_at, attempt_in_run):
+            if not await self._handle(
+                job_id, point, error, attempts, sent_at, attempt_in_run, may_exist=may_exist
+            ):
                 return
+            may_exist = may_exist or error.disposition is Disposition.RECONCILE
         raise AssertionError("unreachable: the last attempt always settles the point")
+
+    async def _settled_at_start(self, job_id: int, point: Point, attempts: int) -> bool:
+        """Adopt the point's object if the run's start listing shows it (a crash before its
+        outcome was written, a lost ledger), or fail it if another holds its identity."""
+        listing = self._on_server.get(job_id)
+        if listing is None:
+            return False
+        try:
+            found = listing.find(point)
+        except IdentityConflictError as conflict:
+            await self._conflict(job_id, point, conflict, attempts)
+            return True
+        if found is None:
+            return False
+        await self._succeed(point, attempts, found, reconciled=True, latency_ms=None)
+        return True
 
     async def _handle(
         self, job_id: int, point: Point, error: BatchSubmitError, attempts: int, sent_at: float,
-        attempt_in_run: int,
+        attempt_in_run: int, *, may_exist: bool = False,
     ) -> bool:
         """Settle the point after a failed attempt, or return True to attempt again."""
         disposition = error.disposition
@@ -273,7 +285,7 @@ class Engine:
             fields["error_code"] = error.error_code
         self._account(error, sent_at)
         if isinstance(error, NameTakenError):
-            await self._name_taken(job_id, point, error, attempts)
+            await self._name_taken(job_id, point, error, attempts, may_exist=may_exist)
             return False
         if isinstance(error, QuotaExceededError):
             # Refused before anything was made, and so would the rest be: stop sending. The
@@ -336,13 +348,15 @@ class Engine:
             self._stop.set()
 
     async def _name_taken(
-        self, job_id: int, point: Point, error: NameTakenError, attempts: int
+        self, job_id: int, point: Point, error: NameTakenError, attempts: int, *,
+        may_exist: bool,
     ) -> None:
         """The server holds an object of the point's unique name. After an earlier attempt of
-        ours (an intent in the ledger) that attempt landed: adopt the object found by name, or,
-        while the listing does not show it yet, leave the point pending (never resend). On a
-        first send it is someone else's: fail the point as an identity conflict."""
-        if attempts <= 1:
+        ours that may have created it (``may_exist``), that attempt landed: adopt the object
+        found by name, or, while the listing does not show it yet, leave the point pending
+        (never resend). Otherwise (a first send, or earlier attempts that were throttled,
+        never sent or refused) it is someone else's: fail the point as an identity conflict."""
+        if not may_exist:
             await self._conflict(job_id, point, IdentityConflictError(
                 f"the name of this point's object is taken on the server ({error}), and this "
                 "ledger never sent the point before: it is not this point's, so it is not "

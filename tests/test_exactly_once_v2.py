@@ -329,3 +329,24 @@ async def test_a_search_lag_past_the_settle_leaves_points_pending_never_doubled(
         assert again.exit_code == 0, again.message
         check_exactly_once(emu, ledger, spec, others=0)
         assert emu.counters["v2_creates"] == creates  # the pending points' jobs were adopted
+
+
+async def test_a_2751_after_a_throttled_first_attempt_is_a_conflict(tmp_path: Path) -> None:
+    """A foreign job (other parameters) holds the canary point's name, not yet searchable; the
+    point's first attempt is answered 429 (so nothing of ours was created), its second 2751:
+    the name is someone else's, so the point fails with batchsubmit.identity_conflict rather
+    than being left pending as if an attempt of ours had landed."""
+    spec = write_spec(tmp_path / "throttled.json", seeds=1)
+    ledger = tmp_path / "throttled.ledger.jsonl"
+    points = points_of(spec)
+    canary = min(points.values(), key=lambda p: p.index)  # sent alone, first
+    async with run_emulator(EmulatorConfig(project_id=PROJECT, search_lag=10.0)) as emu:
+        await create_job(emu.url, foreign_body(canary, same_parameters=False))
+        emu.set_faults(rate=2.0, burst=1)  # the start listing takes the token: the canary waits
+        await run(spec, emu.url, ledger)
+        assert emu.counters["throttled"] > 0
+        assert len(emu.v2_jobs()) == len(points)
+    state = read_ledger(ledger)
+    assert canary.key not in state.pending, "left pending: a 429 proves nothing was created"
+    record = state.outcomes[canary.key]
+    assert (record["event"], record["error_code"]) == ("failed", "batchsubmit.identity_conflict")
