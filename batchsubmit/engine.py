@@ -288,7 +288,7 @@ class Engine:
             await self._name_taken(job_id, point, error, attempts, may_exist=may_exist)
             return False
         if isinstance(error, QuotaExceededError):
-            # Refused before anything was made, and so would the rest be: stop sending. The
+            # Refused before anything was made, and so would the rest be until jobs end: stop. The
             # intent stays pending (cheaply reconciled), so the next run sends the point.
             self._counters.unresolved += 1
             if self.halt_reason is None:

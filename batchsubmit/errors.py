@@ -18,7 +18,7 @@ property of the error, :attr:`BatchSubmitError.disposition`, so the pool never n
     │   ├── AuthError                401, APIG(W).0301, ModelArts.02xx: stops the run, no retry
     │   ├── NameTakenError           v2 400 ModelArts.2751: the job name exists; ours after an
     │                                earlier attempt (adopted by name), else an identity conflict
-    │   ├── QuotaExceededError       v2 ModelArts.2815|0118|2833: a quota is used up; the run
+    │   ├── QuotaExceededError       v2 ModelArts.2815|2833: active jobs at quota; the run
     │                                stops sending, the point stays pending for the next run
     │   └── ServerError              5xx: 500/502/504 after a POST leave the outcome unknown
     └── TransportError               no usable answer
@@ -234,14 +234,13 @@ class NameTakenError(APIError):
 
 
 class QuotaExceededError(APIError):
-    """A quota of the service is used up (v2: ``ModelArts.2815`` too many active jobs, ``0118``,
-    ``2833`` free flavors). Nothing was created, and sending more now would only be refused too:
-    the run stops sending, the point stays pending, and the next run (once jobs have finished or
-    the quota was raised) sends it and the rest."""
+    """A quota of active jobs is used up (v2: ``ModelArts.2815`` too many active jobs, ``2833``
+    too many free-flavor jobs): it frees itself as jobs end. Nothing was created, and sending
+    more now would only be refused too: the run stops sending, the point stays pending, and the
+    next run (once jobs have finished or the quota was raised) sends it and the rest. (``0118``,
+    a quota that does not free itself, such as v1's versions per job, fails the point.)"""
 
-    codes: ClassVar[frozenset[str]] = frozenset(
-        {"ModelArts.2815", "ModelArts.0118", "ModelArts.2833"}
-    )
+    codes: ClassVar[frozenset[str]] = frozenset({"ModelArts.2815", "ModelArts.2833"})
 
 
 class TransportError(BatchSubmitError):
