@@ -278,7 +278,7 @@ _PAIR: Final = {"label": None, "value": None}.keys()
 _SPEC_SUFFIXES: Final = (".yaml", ".yml", ".toml", ".json")  # a ledger is JSON Lines
 # What a slim fold keeps of an outcome: enough to resume and to summarise, a fraction of the size.
 _SLIM_FIELDS: Final = (
-    "event", "version_id", "training_job_id", "attempts", "reconciled", "error_code",
+    "event", "version_id", "training_job_id", "job_name", "attempts", "reconciled", "error_code",
     "error_message", "http_status",
 )
 _DECODE: Final = json.JSONDecoder().decode
