@@ -127,15 +127,15 @@ def test_the_ca_store_is_loaded_unless_the_endpoint_is_plain_http(endpoint: str,
 
 def test_a_quiet_run_imports_no_rich_and_collects_garbage_after_its_start(tmp_path: Path) -> None:
     """`run --quiet` draws nothing, so imports no rich; the collector paused for its start-up
-    runs again afterwards, also when the run stops before sending."""
+    runs again afterwards, nothing left frozen, also when the run stops before sending."""
     ledger = tmp_path / "quickstart.ledger.jsonl"
     code = (
         "import gc\nfrom batchsubmit.cli import main\n"
         f"assert main(['run', 'sweeps/quickstart.yaml', '--ledger', {str(ledger)!r}, "
         "'--rate', '100', '--quiet']) == 0\n"
-        "assert gc.isenabled()\n"
+        "assert gc.isenabled() and gc.get_freeze_count() == 0\n"
         "assert main(['run', 'no-such-spec.yaml', '--quiet']) == 2\n"
-        "assert gc.isenabled()"
+        "assert gc.isenabled() and gc.get_freeze_count() == 0"
     )
     assert imported_by(code, ("rich", "pygments")) == []
     assert ledger.read_text().count('"event":"succeeded"') == 12
