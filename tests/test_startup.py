@@ -139,3 +139,21 @@ def test_a_quiet_run_imports_no_rich_and_collects_garbage_after_its_start(tmp_pa
     )
     assert imported_by(code, ("rich", "pygments")) == []
     assert ledger.read_text().count('"event":"succeeded"') == 12
+
+
+def test_a_run_sends_its_first_request_before_importing_rich(tmp_path: Path) -> None:
+    """A run's progress bar is made at the first stats snapshot: the first connection is opened
+    before rich is imported (the spec parsed and checked, with PyYAML and pydantic, by then)."""
+    ledger = tmp_path / "quickstart.ledger.jsonl"
+    code = (
+        "import sys\nfrom batchsubmit.cli import main\nat_connect = []\n"
+        "def hook(event, args):\n"
+        "    if event == 'socket.connect' and not at_connect:\n"
+        "        at_connect.append(sorted(m for m in ('rich', 'yaml', 'pydantic') "
+        "if m in sys.modules))\n"
+        "sys.addaudithook(hook)\n"
+        f"assert main(['run', 'sweeps/quickstart.yaml', '--ledger', {str(ledger)!r}, "
+        "'--rate', '100']) == 0\n"
+        "assert at_connect == [['pydantic', 'yaml']], at_connect\n"
+    )
+    assert "rich.console" in imported_by(code, ("rich",))  # for the bar and the summary after

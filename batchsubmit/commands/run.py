@@ -18,6 +18,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
+from time import monotonic
 from typing import TYPE_CHECKING, Any
 
 from batchsubmit import bounds
@@ -29,6 +30,7 @@ if TYPE_CHECKING:  # imported when the command runs: registering the parser stay
 
     from batchsubmit.auth import Credentials
     from batchsubmit.commands.display import ProgressView
+    from batchsubmit.engine import EngineStats
     from batchsubmit.runner import RunOutcome, Session, Start, SweepRun
     from batchsubmit.summary import Summary
     from batchsubmit.watch import WatchResult
@@ -214,9 +216,7 @@ async def run_sweep(
     from batchsubmit.sweep import load_spec
 
     terminal = _terminal(console)
-    # Quiet, nothing is drawn before the run ends (rich is imported only for a drift warning
-    # or the watch): no progress view.
-    progress = None if options.quiet else _progress_view(terminal())
+    progress = None if options.quiet else _Progress(terminal)
     watched: list[WatchResult] = []
     spec = load_spec(options.spec)
     _start_up_gc.resume()  # the imports are done (PyYAML's with the spec); now the points
@@ -231,7 +231,7 @@ async def run_sweep(
     async with anyio.create_task_group() as tg:
         tg.start_soon(_on_signals, sweep_run)
         try:
-            with progress.shown() if progress else contextlib.nullcontext():
+            with progress or contextlib.nullcontext():
                 outcome = await sweep_run.execute(after)
         except AuthError as exc:  # refused at the start-of-run listing: nothing was sent
             return RunResult(ExitCode.USAGE, None, f"run stopped: {exc}\n  {exc.hint}")
@@ -265,10 +265,30 @@ def _terminal(console: Console | None) -> Callable[[], Console]:
     return terminal
 
 
-def _progress_view(console: Console) -> ProgressView:
-    from batchsubmit.commands.display import ProgressView
+class _Progress:
+    """The run's progress view, made at the first stats snapshot (the start listing answered),
+    so rich is imported after the first request; shown until the block ends. Quiet, a run has
+    none: nothing is drawn before it ends (rich is imported for a drift warning or the watch)."""
 
-    return ProgressView(console)
+    def __init__(self, terminal: Callable[[], Console]) -> None:
+        self._terminal = terminal
+        self._started = monotonic()
+        self._view: ProgressView | None = None
+        self._shown = contextlib.ExitStack()
+
+    def __enter__(self) -> _Progress:
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self._shown.__exit__(*exc_info)
+
+    def update(self, stats: EngineStats) -> None:
+        if self._view is None:
+            from batchsubmit.commands.display import ProgressView
+
+            self._view = ProgressView(self._terminal(), started=self._started)
+            self._shown.enter_context(self._view.shown())
+        self._view.update(stats)
 
 
 def _warn_drift(start: Start, ledger: Path, terminal: Callable[[], Console]) -> None:
