@@ -1,7 +1,8 @@
 """``batchsubmit run``: send a sweep, exactly once, resumable.
 
 Registering the parser imports only the standard library; :func:`run` imports the runner (and
-with it aiohttp, pydantic, rich) when the command runs.
+with it aiohttp and pydantic) when the command runs, and rich once there is something to draw
+(after the first request).
 """
 
 from __future__ import annotations
