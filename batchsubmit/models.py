@@ -42,7 +42,7 @@ __all__ = [
 ]
 
 _STRICT = ConfigDict(extra="forbid", strict=True, frozen=True)
-_TOLERANT = ConfigDict(extra="ignore", populate_by_name=True)
+_TOLERANT = ConfigDict(extra="ignore", populate_by_name=True, defer_build=True)
 
 PositiveId = Annotated[StrictInt, Field(ge=1)]
 

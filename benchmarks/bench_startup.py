@@ -10,7 +10,9 @@
    on a TCP relay in front of the emulator (the first bytes of the first connection: the listing
    every run starts with), then to the ledger's run_started line (the listing answered), the
    first `submitted` line (a create's intent on disk) and the emulator's first create_time;
-   beside them, a process that only imports what `run` imports (its start-up floor here).
+   beside them, in the same runs, a bare aiohttp script's first request (import aiohttp, one
+   GET through the same relay: what any aiohttp client pays), and a process that only imports
+   what `run` imports, as a plain import would (aiohttp's CA store loaded, the collector on).
 
 The commands run as installed (`.venv/bin/batchsubmit` when it exists, else `python -m
 batchsubmit`), and the package is byte-compiled first, as `pip install` does (this machine sets
@@ -171,6 +173,19 @@ submit: {{rate: 10, concurrency: 4}}
 """
 
 
+#: The least an aiohttp client does before its first request: import aiohttp, open a session,
+#: send one GET (the emulator answers it 401: it is not signed).
+BARE_AIOHTTP = """\
+import asyncio, sys
+import aiohttp
+async def main():
+    async with aiohttp.ClientSession() as session:
+        async with session.get(sys.argv[1]) as reply:
+            await reply.read()
+asyncio.run(main())
+"""
+
+
 def _ts(text: str) -> float:
     return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
 
@@ -189,6 +204,7 @@ def first_request(tmp: Path, repeat: int) -> None:
         "emulator's first create_time (ms)": [],
         "the whole command": [],
     }
+    bare: list[float] = []
     with emulator(env) as url:
         host, port = url.removeprefix("http://").rsplit(":", 1)
         relay = Relay((host, int(port)))
@@ -221,10 +237,20 @@ def first_request(tmp: Path, repeat: int) -> None:
                     strict=True,
                 ):
                     marks[key].append(at - start)
+                relay.reset()
+                start = time.time()
+                subprocess.run(
+                    [PY, "-c", BARE_AIOHTTP, f"{relay_url}/v1/{PROJECT}/training-jobs/10/versions"],
+                    check=True, cwd=tmp, stdout=subprocess.DEVNULL,
+                )  # fmt: skip
+                assert relay.first_bytes is not None
+                bare.append(relay.first_bytes - start)
         finally:
             relay.close()
     for name, values in marks.items():
         row(name, f"{statistics.median(values):.3f}")
+    print("   baseline: a bare aiohttp script (import aiohttp, one GET), in the same runs")
+    row("baseline: first request", f"{statistics.median(bare):.3f}")
     # In tmp, not the checkout: `python -c` imports from its directory first.
     print(f'   baseline: python -c "{RUN_IMPORTS}" (what run imports, nothing run)')
     row("baseline", f"{wall([PY, '-c', RUN_IMPORTS], repeat, cwd=tmp):.3f}")

@@ -92,3 +92,68 @@ def test_the_watch_commands_default_interval_is_the_watch_loops() -> None:
     from batchsubmit.commands import watch as command
 
     assert command.DEFAULT_INTERVAL == watch.DEFAULT_INTERVAL
+
+
+def test_runs_aiohttp_import_leaves_the_ca_store_to_load_when_tls_is_used() -> None:
+    """Imported for `run`, aiohttp's default contexts load no CA store (the verified one trusts
+    none, so it fails closed) until load_deferred_ca_store, which loads aiohttp's usual one."""
+    code = (
+        "import ssl\n"
+        "from batchsubmit.commands.tls import ca_store_deferred, load_deferred_ca_store\n"
+        "with ca_store_deferred():\n    import aiohttp.connector as c\n"
+        "assert 'set_default_verify_paths' not in vars(ssl.SSLContext)\n"
+        "verified, unverified = c._SSL_CONTEXT_VERIFIED, c._SSL_CONTEXT_UNVERIFIED\n"
+        "assert verified.verify_mode == ssl.CERT_REQUIRED and verified.check_hostname\n"
+        "assert verified.cert_store_stats()['x509_ca'] == 0\n"
+        "load_deferred_ca_store()\n"
+        "usual = ssl.create_default_context().cert_store_stats()\n"
+        "assert verified.cert_store_stats() == unverified.cert_store_stats() == usual\n"
+    )
+    assert "aiohttp.connector" in imported_by(code, ("aiohttp",))
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "tls"),
+    [("emulator", False), ("http://127.0.0.1:8080", False), (" HTTP://h:1/ ", False),
+     ("https://modelarts.cn-north-4.myhuaweicloud.com", True), ("HTTPS://h", True),
+     ("modelarts.example.com", True), ("", True)],
+)  # fmt: skip
+def test_the_ca_store_is_loaded_unless_the_endpoint_is_plain_http(endpoint: str, tls: bool) -> None:
+    """Only http:// and the embedded emulator go without TLS: any other endpoint may use it."""
+    from batchsubmit.commands.tls import may_use_tls
+
+    assert may_use_tls(endpoint) is tls
+
+
+def test_a_quiet_run_imports_no_rich_and_collects_garbage_after_its_start(tmp_path: Path) -> None:
+    """`run --quiet` draws nothing, so imports no rich; the collector paused for its start-up
+    runs again afterwards, nothing left frozen, also when the run stops before sending."""
+    ledger = tmp_path / "quickstart.ledger.jsonl"
+    code = (
+        "import gc\nfrom batchsubmit.cli import main\n"
+        f"assert main(['run', 'sweeps/quickstart.yaml', '--ledger', {str(ledger)!r}, "
+        "'--rate', '100', '--quiet']) == 0\n"
+        "assert gc.isenabled() and gc.get_freeze_count() == 0\n"
+        "assert main(['run', 'no-such-spec.yaml', '--quiet']) == 2\n"
+        "assert gc.isenabled() and gc.get_freeze_count() == 0"
+    )
+    assert imported_by(code, ("rich", "pygments")) == []
+    assert ledger.read_text().count('"event":"succeeded"') == 12
+
+
+def test_a_run_sends_its_first_request_before_importing_rich(tmp_path: Path) -> None:
+    """A run's progress bar is made at the first stats snapshot: the first connection is opened
+    before rich is imported (the spec parsed and checked, with PyYAML and pydantic, by then)."""
+    ledger = tmp_path / "quickstart.ledger.jsonl"
+    code = (
+        "import sys\nfrom batchsubmit.cli import main\nat_connect = []\n"
+        "def hook(event, args):\n"
+        "    if event == 'socket.connect' and not at_connect:\n"
+        "        at_connect.append(sorted(m for m in ('rich', 'yaml', 'pydantic') "
+        "if m in sys.modules))\n"
+        "sys.addaudithook(hook)\n"
+        f"assert main(['run', 'sweeps/quickstart.yaml', '--ledger', {str(ledger)!r}, "
+        "'--rate', '100']) == 0\n"
+        "assert at_connect == [['pydantic', 'yaml']], at_connect\n"
+    )
+    assert "rich.console" in imported_by(code, ("rich",))  # for the bar and the summary after

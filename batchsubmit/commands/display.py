@@ -54,15 +54,19 @@ def _fields(s: EngineStats, elapsed: float) -> dict[str, Any]:
 
 class ProgressView:
     """A live bar on a terminal, else a ``batchsubmit.run.progress`` event every ``interval``
-    seconds; nothing when quiet. ``update`` takes each stats snapshot the run hands out."""
+    seconds; nothing when quiet. ``update`` takes each stats snapshot the run hands out;
+    ``started`` (``time.monotonic``) is when the run began, if before the view was made."""
 
-    def __init__(self, console: Console, *, quiet: bool = False, interval: float = 5.0) -> None:
+    def __init__(
+        self, console: Console, *, quiet: bool = False, interval: float = 5.0,
+        started: float | None = None,
+    ) -> None:
         self._console = console
         self._quiet = quiet
         self._interval = interval
         self._progress: Progress | None = None
         self._task: TaskID | None = None
-        self._started = monotonic()
+        self._started = monotonic() if started is None else started
         self._logged = self._started
 
     @contextlib.contextmanager
