@@ -43,7 +43,7 @@ KINDS = ("job", "visualization_job", "federated_pool_job", "edge_job", "hetero_j
 TERMINAL_PHASES = frozenset({"Completed", "Failed", "Terminated", "Abnormal"})
 
 _STRICT = ConfigDict(extra="forbid", strict=True, frozen=True)
-_TOLERANT = ConfigDict(extra="ignore")
+_TOLERANT = ConfigDict(extra="ignore", defer_build=True)  # built on first use: start-up
 
 Text = Annotated[StrictStr, Field(min_length=1)]
 Env = Annotated[StrictStr, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=8192)]
