@@ -16,10 +16,12 @@ worker (five refusals in a row lock an AK for five minutes).
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from time import monotonic
+from datetime import UTC, datetime
+from time import monotonic, time
 from typing import Any, Protocol
 
 import anyio
@@ -46,6 +48,11 @@ _POINTS_PER_SLOT = 8
 Item = tuple[int, Point, int]  # (job_id, point, attempts made in earlier runs)
 
 log = get_logger("batchsubmit.engine")
+
+
+def _stamp(ahead: float) -> str:
+    """A record's ``ts`` for ``ahead`` seconds from now, rounded up to its millisecond."""
+    return records.timestamp(datetime.fromtimestamp(math.ceil((time() + ahead) * 1000) / 1000, UTC))
 
 
 class RecordSink(Protocol):
@@ -223,20 +230,26 @@ class Engine:
                 # an abort (a refused credential) not one of the requests queued behind may go.
                 if self._stop.is_set():
                     return
-                # Paced first, then the intent: its time is the send time, from which a re-run
-                # waits the settle interval before concluding that a pending point's version
-                # does not exist (a Retry-After pause in between would cut that wait short).
-                sent_at = await self._limiter.acquire()
+                # Paced first, then the intent: a re-run waits the settle interval after its time
+                # before concluding that a pending point's version does not exist, so that time
+                # is the turn the limiter gives (rounded up to the ms), and the request leaves at
+                # that turn, not before. The intent is written in the limiter's lead before the
+                # turn, not between the turn and the send, where its jitter would space sends
+                # closer than the rate allows; a Retry-After pause is waited out before it. Only
+                # an intent durable after its turn (its write outlasted the lead, which then
+                # grows) sends later than its stamp, by that much.
+                turn = await self._limiter.reserve()
                 if self._first_send is None:
-                    self._first_send = sent_at
+                    self._first_send = turn.at
                 if self._stop.is_set():
                     return
                 await self._ledger.write(
                     records.submitted(
                         key=point.key, index=point.index, attempt=attempts,
-                        train_url=point.train_url,
+                        train_url=point.train_url, ts=_stamp(turn.at - self._clock()),
                     )
                 )
+                sent_at = await self._limiter.depart(turn)
                 counters = self._counters
                 counters.in_flight += 1
                 counters.requests += 1
