@@ -36,7 +36,7 @@ from batchsubmit.errors import (
     ThrottledError,
 )
 from batchsubmit.events import get_logger
-from batchsubmit.limiter import AdaptiveRateLimiter
+from batchsubmit.limiter import AdaptiveRateLimiter, Turn
 from batchsubmit.reconcile import Reconciler
 from batchsubmit.retry import Backoff, FailureWindow
 from batchsubmit.sweep import Point
@@ -48,11 +48,6 @@ _POINTS_PER_SLOT = 8
 Item = tuple[int, Point, int]  # (job_id, point, attempts made in earlier runs)
 
 log = get_logger("batchsubmit.engine")
-
-
-def _stamp(ahead: float) -> str:
-    """A record's ``ts`` for ``ahead`` seconds from now, rounded up to its millisecond."""
-    return records.timestamp(datetime.fromtimestamp(math.ceil((time() + ahead) * 1000) / 1000, UTC))
 
 
 class RecordSink(Protocol):
@@ -206,6 +201,24 @@ class Engine:
 
     # -- one point --------------------------------------------------------------------------
 
+    async def _intend(self, point: Point, attempts: int, turn: Turn) -> None:
+        """Make the attempt's ``submitted`` intent durable, stamped with its turn.
+
+        A re-run waits the settle interval after an intent's time before concluding that a
+        pending point's version does not exist, so that time must not precede the send: it is
+        the turn (rounded up to the ms), and the request leaves at the turn. The limiter gives
+        the turn a lead for this write, so its fsync's jitter falls before the turn rather than
+        between the turn and the send, where it would space two sends closer than the rate
+        allows; a Retry-After pause was waited out before it. Only an intent durable after its
+        turn (its write outlasted the lead, which then grows) precedes its send, by that much.
+        """
+        when = time() + (turn.at - self._clock())
+        ts = records.timestamp(datetime.fromtimestamp(math.ceil(when * 1000) / 1000, UTC))
+        await self._ledger.write(
+            records.submitted(key=point.key, index=point.index, attempt=attempts,
+                              train_url=point.train_url, ts=ts)
+        )
+
     async def submit(self, job_id: int, point: Point, attempts: int = 0) -> None:
         """Create one point's version, attempting up to ``max_attempts`` times in this run."""
         listing = self._on_server.get(job_id)
@@ -230,25 +243,13 @@ class Engine:
                 # an abort (a refused credential) not one of the requests queued behind may go.
                 if self._stop.is_set():
                     return
-                # Paced first, then the intent: a re-run waits the settle interval after its time
-                # before concluding that a pending point's version does not exist, so that time
-                # is the turn the limiter gives (rounded up to the ms), and the request leaves at
-                # that turn, not before. The intent is written in the limiter's lead before the
-                # turn, not between the turn and the send, where its jitter would space sends
-                # closer than the rate allows; a Retry-After pause is waited out before it. Only
-                # an intent durable after its turn (its write outlasted the lead, which then
-                # grows) sends later than its stamp, by that much.
+                # Paced first, then the intent, written just before the turn (see _intend)
                 turn = await self._limiter.reserve()
                 if self._first_send is None:
                     self._first_send = turn.at
                 if self._stop.is_set():
                     return
-                await self._ledger.write(
-                    records.submitted(
-                        key=point.key, index=point.index, attempt=attempts,
-                        train_url=point.train_url, ts=_stamp(turn.at - self._clock()),
-                    )
-                )
+                await self._intend(point, attempts, turn)
                 sent_at = await self._limiter.depart(turn)
                 counters = self._counters
                 counters.in_flight += 1
