@@ -16,10 +16,12 @@ worker (five refusals in a row lock an AK for five minutes).
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from time import monotonic
+from datetime import UTC, datetime
+from time import monotonic, time
 from typing import Any, Protocol
 
 import anyio
@@ -36,7 +38,7 @@ from batchsubmit.errors import (
     ThrottledError,
 )
 from batchsubmit.events import get_logger
-from batchsubmit.limiter import AdaptiveRateLimiter
+from batchsubmit.limiter import AdaptiveRateLimiter, Turn
 from batchsubmit.reconcile import Reconciler
 from batchsubmit.retry import Backoff, FailureWindow
 from batchsubmit.sweep import Point
@@ -201,6 +203,24 @@ class Engine:
 
     # -- one point --------------------------------------------------------------------------
 
+    async def _intend(self, point: Point, attempts: int, turn: Turn) -> None:
+        """Make the attempt's ``submitted`` intent durable, stamped with its turn.
+
+        A re-run waits the settle interval after an intent's time before concluding that a
+        pending point's version does not exist, so that time must not precede the send: it is
+        the turn (rounded up to the ms), and the request leaves at the turn. The limiter gives
+        the turn a lead for this write, so its fsync's jitter falls before the turn rather than
+        between the turn and the send, where it would space two sends closer than the rate
+        allows; a Retry-After pause was waited out before it. Only an intent durable after its
+        turn (its write outlasted the lead, which then grows) precedes its send, by that much.
+        """
+        when = time() + (turn.at - self._clock())
+        ts = records.timestamp(datetime.fromtimestamp(math.ceil(when * 1000) / 1000, UTC))
+        await self._ledger.write(
+            records.submitted(key=point.key, index=point.index, attempt=attempts,
+                              train_url=point.train_url, ts=ts)
+        )
+
     async def submit(self, job_id: int, point: Point, attempts: int = 0) -> None:
         """Create one point's version, attempting up to ``max_attempts`` times in this run."""
         if await self._settled_at_start(job_id, point, attempts):
@@ -218,20 +238,14 @@ class Engine:
                 # an abort (a refused credential) not one of the requests queued behind may go.
                 if self._stop.is_set():
                     return
-                # Paced first, then the intent: its time is the send time, from which a re-run
-                # waits the settle interval before concluding that a pending point's version
-                # does not exist (a Retry-After pause in between would cut that wait short).
-                sent_at = await self._limiter.acquire()
+                # Paced first, then the intent, written just before the turn (see _intend)
+                turn = await self._limiter.reserve()
                 if self._first_send is None:
-                    self._first_send = sent_at
+                    self._first_send = turn.at
                 if self._stop.is_set():
                     return
-                await self._ledger.write(
-                    records.submitted(
-                        key=point.key, index=point.index, attempt=attempts,
-                        train_url=point.train_url,
-                    )
-                )
+                await self._intend(point, attempts, turn)
+                sent_at = await self._limiter.depart(turn)
                 counters = self._counters
                 counters.in_flight += 1
                 counters.requests += 1

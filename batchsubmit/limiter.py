@@ -10,6 +10,12 @@ nanosecond of guard per interval keeps float rounding from ever closing a gap. H
 two, a fixed or a sliding one-second window: G5) admits every request sent at exactly its limit,
 as long as the requests reach it as evenly as they left.
 
+A caller with work between permission and send (the engine's fsync'd intent) uses
+:meth:`~AdaptiveRateLimiter.reserve` and :meth:`~AdaptiveRateLimiter.depart` instead of
+``acquire``: the turn is given a little ahead (the *lead*: twice the longest such work lately),
+the work is done before the turn instead of after it, and the send leaves at the turn, so the
+work's jitter never spaces two sends closer than one interval.
+
 The configured rate is a ceiling, not a promise: nobody knows the service's real limit, so the
 limiter finds it.
 
@@ -29,7 +35,8 @@ limiter finds it.
   window to empty instead of hitting a full one, a whole minute for a per-minute policy). If
   the gateway still throttles at that rate (our sends reached it less evenly than they left),
   the spacing grows a step (0.5% up to 8%) and steps back after 1,000 clean sends; beyond 8%
-  the rate is cut as for an undisclosed limit, and climbs back to the announced one.
+  (a second throttle within two seconds: one alone is the gateway's own jitter) the rate is cut
+  as for an undisclosed limit, and climbs back to the announced one.
 - **Retry-After** is a floor for every caller; after the pause, sends resume one interval apart.
 
 Time is injected (``clock`` and ``sleep``) so tests step a fake clock and never sleep.
@@ -48,7 +55,7 @@ import anyio
 
 from batchsubmit.errors import ThrottledError
 
-__all__ = ["AdaptiveRateLimiter", "LimiterStats", "announced_policy"]
+__all__ = ["AdaptiveRateLimiter", "LimiterStats", "Turn", "announced_policy"]
 
 BETA = 0.7
 BETA_NEAR = 0.9  # the cut when throttled again near the last rate throttled: a stable limit
@@ -56,19 +63,33 @@ SCALE = 0.4
 SPIN = 0.0015  # s of each wait spent in checkpoints rather than asleep (real clock only)
 GUARD = 1e-9  # s added to every interval, so float rounding never spaces two sends too closely
 # Spacing margins tried in turn when a gateway throttles us at the limit it announced: our sends
-# reach it less evenly than they leave (the intent's fsync and the event loop sit in between).
+# reach it less evenly than they leave (the network, the gateway's own scheduling in between).
 # A bucket of one token needs several percent; a window, half a percent at most.
 JITTER_MARGINS = (0.0, 0.005, 0.01, 0.02, 0.04, 0.08)
 _WIDEN_EVERY = 1.0  # s: the margin widens at most once in this long
 _MARGIN_DECAY = 1000  # sends without such a throttle before the margin steps back down
+_STRIKE_WINDOW = 2.0  # s: at the widest margin, a throttle within this of the last one cuts
 _MEASURE_SENDS = 20  # the measured send rate spans this many recent sends
 _HISTORY = 4096  # recent admitted sends kept (more when an announced window holds more)
 _MAX_WINDOW = 100_000  # a policy allowing more than this per period is paced by rate alone
+# The lead a reserving caller gets for its work before the send (see AdaptiveRateLimiter.reserve):
+# twice the longest such work lately, decaying slowly, within these bounds (s).
+_LEAD_MIN = 0.001
+_LEAD_MAX = 0.02
+_LEAD_DECAY = 0.99
 
 
 def announced_policy(error: ThrottledError) -> tuple[float, float] | None:
     """(requests, period in seconds) of the policy a 429 names, e.g. (40, 1.0); else None."""
     return error.announced_policy
+
+
+@dataclass(frozen=True, slots=True)
+class Turn:
+    """A request's reserved send time ``at``, granted at ``granted`` (both on the clock)."""
+
+    at: float
+    granted: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,7 +144,9 @@ class AdaptiveRateLimiter:
         self._policy: tuple[int, float] | None = None  # announced (requests, period)
         self._margin = 0  # index into JITTER_MARGINS
         self._clean_sends = 0  # sends since the margin last changed
+        self._strike = -math.inf  # the last throttle at the widest margin
         self._adjusted_at = -math.inf  # when the rate or the margin was last changed by a 429
+        self._lead = _LEAD_MIN * 2  # s a reserving caller works before its send (measured)
         # CUBIC state
         self._throttled_ever = False
         self._last_max_rate = self.ceiling
@@ -136,7 +159,8 @@ class AdaptiveRateLimiter:
         return (
             f"<AdaptiveRateLimiter rate={self._rate:.2f}/s ceiling={self.ceiling:g}/s "
             f"next_in={max(0.0, self._ready_at() - self._clock()):.3f}s policy={policy} "
-            f"margin={JITTER_MARGINS[self._margin]:.1%} throttles={self.throttles} "
+            f"margin={JITTER_MARGINS[self._margin]:.1%} lead={self._lead * 1000:.1f}ms "
+            f"throttles={self.throttles} "
             f"waiting={self._lock.statistics().tasks_waiting}>"
         )
 
@@ -156,23 +180,63 @@ class AdaptiveRateLimiter:
 
     async def acquire(self) -> float:
         """Wait for permission to send one request; returns the send time on the clock."""
+        return (await self.reserve(lead=0.0)).at
+
+    async def reserve(self, *, lead: float | None = None) -> Turn:
+        """Wait until shortly before this request's turn; returns the turn, to :meth:`depart` at.
+
+        For a caller with work to do between permission and send (the engine's fsync'd intent):
+        it does that work during the last ``lead`` seconds of the wait, instead of between the
+        turn and the send, where its jitter would space two sends closer than one interval. The
+        turn is booked as the send (spacing counts from it) and is never in the past: with no
+        wait ahead, it is ``now``. ``lead`` defaults to the limiter's measure of that work.
+        """
+        if lead is None:
+            lead = min(self._lead, 0.5 / self._rate)  # half an interval at most
         async with self._lock:
             while True:
                 now = self._clock()
                 ready = self._ready_at()
-                if now >= ready:
-                    self._last_send = now
-                    self._first_send = min(self._first_send, now)
-                    self._clean_sends += 1
-                    if self._margin and self._clean_sends >= _MARGIN_DECAY:
-                        self._margin -= 1
-                        self._clean_sends = 0
-                    self._history.append(now)
-                    self._outstanding.append(now)
-                    return now
-                wait = ready - now
+                if now >= ready - lead:
+                    at = max(now, ready)
+                    self._book(at)
+                    return Turn(at, now)
+                wait = ready - lead - now
                 spin = min(self._spin, 0.125 / self._rate)  # at most an eighth of the interval
                 await self._sleep(wait - spin if wait > spin else 0.0 if spin else wait)
+
+    async def depart(self, turn: Turn) -> float:
+        """Wait for ``turn``; returns the send time booked for it (send at once after this).
+
+        Arriving after the turn (the work took longer than the lead), the send is rebooked at
+        the real departure when no later turn has been given yet, so the next one still waits a
+        whole interval after it; the lead then grows to cover such work next time.
+        """
+        now = self._clock()
+        prep = now - turn.granted
+        self._lead = max(_LEAD_MIN, min(_LEAD_MAX, max(2.0 * prep, self._lead * _LEAD_DECAY)))
+        while now < turn.at:
+            wait = turn.at - now
+            spin = min(self._spin, 0.125 / self._rate)
+            await self._sleep(wait - spin if wait > spin else 0.0 if spin else wait)
+            now = self._clock()
+        if now <= turn.at or self._last_send != turn.at:
+            return turn.at
+        self._last_send = now  # late, and the latest turn: space the next from the real send
+        for booked in (self._history, self._outstanding):
+            if booked and booked[-1] == turn.at:
+                booked[-1] = now
+        return now
+
+    def _book(self, at: float) -> None:
+        self._last_send = at
+        self._first_send = min(self._first_send, at)
+        self._clean_sends += 1
+        if self._margin and self._clean_sends >= _MARGIN_DECAY:
+            self._margin -= 1
+            self._clean_sends = 0
+        self._history.append(at)
+        self._outstanding.append(at)
 
     def on_success(self) -> None:
         """An answer that was not a throttle: grow back toward the ceiling."""
@@ -282,7 +346,12 @@ class AdaptiveRateLimiter:
         if below:
             return False  # throttled under the policy (another client shares it): cut
         if self._margin == len(JITTER_MARGINS) - 1:
-            return False  # the widest margin is not enough: cut, and climb back to the limit
+            # The widest margin is not enough if throttles recur (another client's share, a
+            # gateway slower than it says): cut, and climb back to the limit. One now and then
+            # is the gateway's own jitter (it admits late, then sees the next one early): a cut
+            # would cost far more than that one retry.
+            strike, self._strike = self._strike, now
+            return now - strike >= _STRIKE_WINDOW
         self._widen()  # throttled at the announced rate: our sends reach it less evenly than sent
         self._adjusted_at = now
         return True

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import time
 from collections import deque
+from datetime import datetime
 from typing import Any
 
 import anyio.lowlevel
@@ -17,7 +19,7 @@ from batchsubmit.errors import (
     OutcomeUnknownError,
     ThrottledError,
 )
-from batchsubmit.limiter import AdaptiveRateLimiter
+from batchsubmit.limiter import AdaptiveRateLimiter, Turn
 from batchsubmit.models import Version
 from batchsubmit.reconcile import Reconciler
 from batchsubmit.retry import FailureWindow
@@ -103,6 +105,42 @@ async def test_intent_is_written_before_the_request() -> None:
     for i in range(3):
         assert ledger.events(f"k{i}") == ["submitted", "succeeded"]
     assert server.calls == 3
+
+
+class TurnAhead(AdaptiveRateLimiter):
+    """A limiter that gives each turn ``ahead`` seconds after it is granted."""
+
+    def __init__(self, clock: FakeClock, ahead: float) -> None:
+        super().__init__(1000, clock=clock, sleep=clock.sleep)
+        self.fake, self.ahead = clock, ahead
+
+    async def reserve(self, *, lead: float | None = None) -> Turn:
+        return Turn(self.fake() + self.ahead, self.fake())
+
+
+class WallRecorder(Recorder):
+    """Also notes the wall-clock time at which each record is written."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.written: list[float] = []
+
+    async def write(self, record: dict[str, Any]) -> None:
+        self.written.append(time.time())
+        await super().write(record)
+
+
+async def test_an_intent_is_stamped_with_its_turn_not_the_time_it_was_written() -> None:
+    """An intent written ahead of its turn carries the turn's time (rounded up to the ms): a
+    re-run's settle wait from it starts no earlier than the request left."""
+    server, ledger, clock = ScriptedServer(), WallRecorder(), FakeClock()
+    engine = make_engine(server, ledger, clock)
+    engine._limiter = TurnAhead(clock, ahead=0.5)
+    await run(engine, 2)
+    for record, written in zip(ledger.records, ledger.written, strict=True):
+        if record["event"] == "submitted":
+            stamp = datetime.fromisoformat(record["ts"].replace("Z", "+00:00")).timestamp()
+            assert 0.5 - 0.001 < stamp - written < 0.5 + 0.05
 
 
 async def test_not_sent_errors_are_retried_after_backoff() -> None:

@@ -164,6 +164,63 @@ async def test_the_last_part_of_a_wait_is_spun_not_slept() -> None:
     assert coarse and all(s <= 0.1 - 0.002 for s in coarse)
 
 
+# --- reserved turns: work between permission and send ------------------------------------------
+
+
+async def reserve_and_depart(
+    limiter: AdaptiveRateLimiter, clock: FakeClock, work: Callable[[int], float], n: int
+) -> list[float]:
+    """``n`` sends, each doing ``work(i)`` seconds of work between its reserve and its depart."""
+    sends = []
+    for i in range(n):
+        turn = await limiter.reserve()
+        assert turn.at >= turn.granted == clock()  # never a turn in the past
+        clock.now += work(i)  # the intent's fsync, say
+        sent = await limiter.depart(turn)
+        assert sent == clock() >= turn.at  # departs at its turn, or at once when late
+        sends.append(sent)
+    return sends
+
+
+@pytest.mark.parametrize("rate", [1, 10, 40, 1000])
+async def test_work_within_the_lead_keeps_the_sends_exactly_spaced(rate: float) -> None:
+    """Work done in the lead before each turn delays no send: they leave one interval apart
+    exactly, and no window [t, t+1) or [t, t+1] holds more than ceil(R)."""
+    clock = FakeClock()
+    limiter = make(rate, clock)
+    await acquire_all(limiter, 1)
+    work = min(0.0004, 0.2 / rate)  # within the lead: at most half an interval
+    sends = await reserve_and_depart(limiter, clock, lambda i: work * (i % 3), 20 * rate)
+    assert gaps(sends) == pytest.approx([1 / rate] * (len(sends) - 1))
+    assert min(gaps(sends)) >= 1 / rate
+    assert most_in_a_window(sends) == most_in_a_window(sends, closed=True) == math.ceil(rate)
+
+
+async def test_a_late_departure_spaces_the_next_turn_from_the_real_send() -> None:
+    """Work longer than the lead sends late; the next turn is a whole interval after that send
+    (never closer), and the lead grows to cover such work the next time."""
+    clock = FakeClock()
+    limiter = make(40, clock)
+    await acquire_all(limiter, 1)
+    sends = await reserve_and_depart(limiter, clock, lambda i: 0.006 if i == 38 else 0.0, 40)
+    assert min(gaps(sends)) >= 1 / 40
+    assert max(gaps(sends)) == pytest.approx(1 / 40 + 0.006, abs=0.002)  # the late one only
+    assert most_in_a_window(sends, closed=True) <= 40
+    turn = await limiter.reserve()
+    assert turn.at - turn.granted >= 0.011  # about twice the work seen, ahead of the turn
+
+
+async def test_a_reserved_turn_is_now_when_nothing_waits() -> None:
+    """After an idle spell a turn is ``now``: a lead never delays an unpaced send."""
+    clock = FakeClock()
+    limiter = make(10, clock)
+    await acquire_all(limiter, 2)
+    clock.now += 60
+    turn = await limiter.reserve()
+    assert turn.at == turn.granted == clock()
+    assert await limiter.depart(turn) == clock()
+
+
 # --- throttles ----------------------------------------------------------------------------------
 
 
@@ -257,7 +314,7 @@ def test_rejects_a_non_positive_rate() -> None:
 
 
 async def test_repr_shows_live_state() -> None:
-    """The repr names the rate, the ceiling, the policy, the margin and who waits."""
+    """The repr names the rate, the ceiling, the policy, the margin, the lead and who waits."""
     clock = FakeClock()
     limiter = make(100, clock)
     limiter.on_throttled(ThrottledError("ratelimit,limit:40,time:1 second"),
@@ -265,6 +322,7 @@ async def test_repr_shows_live_state() -> None:
     text = repr(limiter)
     assert "rate=40.00/s" in text and "ceiling=40/s" in text and "policy=40/1s" in text
     assert "margin=0.0%" in text and "throttles=1" in text and "waiting=0" in text
+    assert "lead=2.0ms" in text
 
 
 # --- gateways: the limit has to be reached on each kind (G5) ------------------------------------
@@ -413,8 +471,9 @@ async def test_an_announced_minute_policy_waits_for_its_window_to_empty() -> Non
 
 
 async def test_jitter_at_an_announced_limit_widens_the_spacing_a_little() -> None:
-    """Throttled again at the announced rate: spacing grows a step a second at most, up to 8%,
-    then the rate is cut; clean sends step the margin back down."""
+    """Throttled again at the announced rate: spacing grows a step a second at most, up to 8%;
+    there one throttle alone is absorbed, a second within two seconds cuts the rate; clean sends
+    step the margin back down."""
     clock = FakeClock()
     limiter = make(100, clock)
     limiter.on_throttled(ThrottledError(POLICY_40), sent_at=await limiter.acquire())
@@ -428,7 +487,13 @@ async def test_jitter_at_an_announced_limit_widens_the_spacing_a_little() -> Non
     assert limiter.rate == 40  # the rate itself stays at the limit...
     clock.now += 1.0
     limiter.on_throttled(ThrottledError(POLICY_40), sent_at=await limiter.acquire())
-    assert limiter.rate < 40  # ...until the widest margin is not enough: then it is cut
+    assert limiter.rate == 40  # ...and one throttle at the widest margin is jitter...
+    clock.now += 2.5
+    limiter.on_throttled(ThrottledError(POLICY_40), sent_at=await limiter.acquire())
+    assert limiter.rate == 40  # ...and so is another, long after it...
+    clock.now += 1.5
+    limiter.on_throttled(ThrottledError(POLICY_40), sent_at=await limiter.acquire())
+    assert limiter.rate < 40  # ...until they recur: the widest margin is not enough, cut
     for _ in range(2000):
         await limiter.acquire()
         limiter.on_success()
