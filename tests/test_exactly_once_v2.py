@@ -32,7 +32,8 @@ pytestmark = [pytest.mark.integration, pytest.mark.anyio]
 PROJECT = "0123456789abcdef0123456789abcdef"
 CREDS = NoCredentials(project_id=PROJECT)
 SWEEP = "lr_v2"  # a "_": a SQL LIKE wildcard, should the search's like be one
-DECOYS = 60  # with the 32 points, more than one search page (limit 50) under every like
+DECOYS = 240  # with the 32 points, more than two search pages (limit 50) under every like:
+# a walk that reads only two pages right (offset 0 and 1) then goes wrong misses jobs
 
 
 @pytest.fixture
@@ -161,7 +162,7 @@ async def plant_decoys(url: str, spec: Path, *, token: str | None = None) -> int
     for i in range(DECOYS):
         point = points[i % len(points)]
         key = point.key
-        name = (f"{SWEEP}-decoy-{i}", f"lrXv2-{key}", f"LR_V2-DECOY-{i}")[i % 3]
+        name = (f"{SWEEP}-decoy-{i}", f"lrXv2-{key}-{i}", f"LR_V2-DECOY-{i}")[i % 3]
         await create_job(url, renamed(point, name), token=token)
     return DECOYS
 
