@@ -15,7 +15,7 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
-from batchsubmit import __version__
+from batchsubmit import __version__, commands
 from batchsubmit.commands import ExitCode
 from batchsubmit.errors import BatchSubmitError, TransportError
 
@@ -70,6 +70,7 @@ def console() -> NoReturn:
     At exit the interpreter collects every object still alive (aiohttp's, pydantic's, ...):
     about 0.1 s of each command for memory the OS takes back anyway. Every file is closed by now.
     """
+    commands.PROCESS_ENDS_WITH_COMMAND = True
     code = main()
     gc.freeze()
     sys.exit(code)

@@ -9,7 +9,12 @@ import enum
 import os
 import sys
 
-__all__ = ["ExitCode", "silence_stdout"]
+__all__ = ["PROCESS_ENDS_WITH_COMMAND", "ExitCode", "silence_stdout"]
+
+#: Set by the ``batchsubmit`` executable (``cli.console``): the process ends when the command
+#: does, so what is kept whole only for an in-process caller afterwards (aiohttp's CA store,
+#: ``commands/tls.py``) is left undone.
+PROCESS_ENDS_WITH_COMMAND = False
 
 
 class ExitCode(enum.IntEnum):

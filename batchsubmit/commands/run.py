@@ -22,7 +22,7 @@ from pathlib import Path
 from time import monotonic
 from typing import TYPE_CHECKING, Any
 
-from batchsubmit import bounds
+from batchsubmit import bounds, commands
 from batchsubmit.commands import ExitCode
 from batchsubmit.request import RunRequest
 
@@ -173,7 +173,8 @@ def _run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         return ExitCode.INTERRUPTED
     finally:
-        load_deferred_ca_store()  # aiohttp's contexts whole again, for an in-process caller
+        if not commands.PROCESS_ENDS_WITH_COMMAND:
+            load_deferred_ca_store()  # aiohttp's contexts whole again, for an in-process caller
     if result.message:
         print(f"batchsubmit: {result.message}", file=sys.stderr)
     return result.exit_code
