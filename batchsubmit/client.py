@@ -56,8 +56,10 @@ _THROTTLE_CODES = frozenset(
 _AUTH_CODES = frozenset(
     {"APIG.0301", "APIGW.0301"} | {f"ModelArts.{n:04d}" for n in range(201, 213)}
 )
-# A 5xx of these kinds may come from behind the service, after the version was created.
+# A 5xx of these kinds may come from behind the service, after the version was created. For v2
+# the contract adds 503 (ModelArts.4302 gateway forwarding, 4503 backend timeout: section 6).
 _AMBIGUOUS_STATUSES = frozenset({500, 502, 504})
+_AMBIGUOUS_STATUSES_V2 = frozenset({500, 502, 503, 504})
 
 
 def encode_body(body: Mapping[str, Any]) -> bytes:
@@ -91,8 +93,10 @@ def classify_error(
     headers: Mapping[str, str],
     *,
     may_have_created: bool,
+    api: str = "v1",
 ) -> APIError:
-    """Turn a failed answer (any status with a failure body) into the matching error class."""
+    """Turn a failed answer (any status with a failure body) into the matching error class;
+    ``api`` the API that answered (v2's codes and 503s mean what the v2 contract says)."""
     body = ErrorBody.model_validate(payload) if isinstance(payload, dict) else ErrorBody()
     code = body.error_code
     message = body.error_message or (
@@ -111,9 +115,9 @@ def classify_error(
         )
     if status == 401 or code in _AUTH_CODES:
         return AuthError(message, http_status=status, error_code=code, request_id=request_id)
-    if code in NameTakenError.codes:
+    if api == "v2" and code in NameTakenError.codes:
         return NameTakenError(message, http_status=status, error_code=code, request_id=request_id)
-    if code in QuotaExceededError.codes:
+    if api == "v2" and code in QuotaExceededError.codes:
         return QuotaExceededError(
             message, http_status=status, error_code=code, request_id=request_id
         )
@@ -123,7 +127,9 @@ def classify_error(
             http_status=status,
             error_code=code,
             request_id=request_id,
-            outcome_unknown=may_have_created and status in _AMBIGUOUS_STATUSES,
+            outcome_unknown=may_have_created and status in (
+                _AMBIGUOUS_STATUSES_V2 if api == "v2" else _AMBIGUOUS_STATUSES
+            ),
         )
     return APIError(message, http_status=status, error_code=code, request_id=request_id)
 
@@ -389,11 +395,11 @@ class ModelArtsClient:
             raise self._unknown(
                 method, path, f"reply larger than {_MAX_BODY} bytes", sent=True, creates=creates
             )
-        return self._decode(method, path, status, raw, reply_headers, creates=creates)
+        return self._decode(method, path, status, raw, reply_headers, creates=creates, api=api)
 
     def _decode(
         self, method: str, path: str, status: int, raw: bytes, headers: Mapping[str, str],
-        *, creates: bool | None = None,
+        *, creates: bool | None = None, api: str = "v1",
     ) -> Any:
         """The success body of a reply, or the classified error it carries."""
         may_have_created = method == "POST" if creates is None else creates
@@ -403,14 +409,16 @@ class ModelArtsClient:
             payload = _UNDECODABLE
         if 200 <= status < 300 and payload is not _UNDECODABLE:
             if isinstance(payload, dict) and _is_false(payload.get("is_success")):
-                raise classify_error(status, payload, headers, may_have_created=may_have_created)
+                raise classify_error(
+                    status, payload, headers, may_have_created=may_have_created, api=api
+                )
             return payload
         if 200 <= status < 300:
             snippet = raw[:80].decode("utf-8", "replace")
             raise self._unknown(
                 method, path, f"undecodable {status} reply {snippet!r}", sent=True, creates=creates
             )
-        raise classify_error(status, payload, headers, may_have_created=may_have_created)
+        raise classify_error(status, payload, headers, may_have_created=may_have_created, api=api)
 
     @staticmethod
     def _unknown(

@@ -297,10 +297,11 @@ class Engine:
         fields = {"key": point.key, "job_id": job_id, "attempt": attempts, "error": str(error)}
         if error.error_code is not None:
             fields["error_code"] = error.error_code
-        self._account(error, sent_at)
-        if isinstance(error, NameTakenError):
+        if isinstance(error, NameTakenError):  # an answer about the point, not a failed request
+            self._limiter.on_success()
             await self._name_taken(job_id, point, error, attempts, may_exist=may_exist)
             return False
+        self._account(error, sent_at)
         if isinstance(error, QuotaExceededError):
             # Refused before anything was made, and so would the rest be until jobs end: stop. The
             # intent stays pending (cheaply reconciled), so the next run sends the point.
@@ -372,8 +373,9 @@ class Engine:
         never sent or refused) it is someone else's: fail the point as an identity conflict."""
         if not may_exist:
             await self._conflict(job_id, point, IdentityConflictError(
-                f"the name of this point's object is taken on the server ({error}), and this "
-                "ledger never sent the point before: it is not this point's, so it is not "
+                f"the name of this point's object is taken on the server ({error}), and no "
+                "earlier attempt of this ledger can have created it (none was sent, or each was "
+                "throttled, refused or never left): it is not this point's, so it is not "
                 "adopted; rename the point's object or remove the other one (if this ledger "
                 "was lost, run again with --retry-failed once the server lists that object: "
                 "one with the point's own content is adopted then)"

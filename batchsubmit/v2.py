@@ -45,7 +45,11 @@ async def walk_jobs(fetch: FetchOffset, *, what: str = "the training jobs") -> l
     0's second job, a page-index server after page 0's last. The walk then advances by one page
     (page index) or by the jobs seen (record offset) until a page comes back empty; a short page
     proves nothing (a server may serve fewer than asked). Pages that bring nothing new, or a walk
-    that does not end, raise IncompleteListingError: absence is never concluded from them."""
+    that does not end, raise IncompleteListingError: absence is never concluded from them.
+
+    A job deleted mid-walk shifts the later ones back by one under either reading, so one of
+    them can be missed at a page boundary: the reconciler concludes "absent" only from two
+    walks a settle interval apart, and the resend's 2751 catches the rest."""
     seen: dict[str, TrainingJob] = {}
 
     def add(items: Sequence[TrainingJob]) -> int:
@@ -123,8 +127,9 @@ class V2Listing:
 
 
 def _differences(point: Point, job: TrainingJob) -> list[str]:
-    """What the job's echo contradicts of the point: parameters by value, the train_url output
-    normalised; what the echo leaves out is not held against it."""
+    """What the job's echo contradicts of the point: parameters by value (each of the point's
+    must be echoed, when the echo lists parameters at all), outputs normalised (those the echo
+    names); an echo without parameters or outputs is not held against the job."""
     out: list[str] = []
     if job.algorithm.parameters is not None:
         out += disagreements(point.parameter, job.parameter_pairs)

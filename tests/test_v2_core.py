@@ -127,8 +127,8 @@ def test_workspace_id_goes_into_the_metadata() -> None:
          "name 'epochs' is listed twice"),
         (lambda d: d["base"]["spec"]["resource"].pop("flavor_id"),
          "required field spec.resource.flavor_id is missing"),
-        (lambda d: d["base"]["metadata"].update(workspace_id="0") or d["target"].update(
-            workspace_id="a" * 32), "give it in one place"),
+        (lambda d: d["base"]["metadata"].update(workspace_id="a" * 32),
+         "the workspace is target.workspace_id"),
     ],
 )
 def test_spec_mistakes_are_refused_before_anything_is_sent(
@@ -355,7 +355,7 @@ async def test_a_taken_name_on_a_first_send_is_someone_elses_job() -> None:
     ledger = engine.ledger_records  # type: ignore[attr-defined]
     failed = ledger.last("failed")
     assert failed["error_code"] == "batchsubmit.identity_conflict"
-    assert "never sent the point before" in failed["error_message"]
+    assert "no earlier attempt of this ledger can have created it" in failed["error_message"]
     assert (server.creates, len(server.jobs)) == (1, 1)
 
 
@@ -392,3 +392,27 @@ async def test_after_a_lost_ledger_a_retry_adopts_the_job_once_it_is_listed() ->
     await retry.run([(0, point, 1)], on_server={0: await server.listing(clock.now)})
     assert ledger.last("succeeded")["training_job_id"] == "id-7"
     assert server.creates == 1  # the first run's refused send; the retry sent nothing
+
+
+# --- what a v2 answer means (the client's classification) ---------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("status", "code", "api", "kind", "disposition"),
+    [
+        (503, "ModelArts.4503", "v2", "ServerError", "RECONCILE"),  # backend timeout: may exist
+        (503, "ModelArts.4503", "v1", "ServerError", "RETRY"),
+        (400, "ModelArts.2751", "v2", "NameTakenError", "FAIL"),
+        (400, "ModelArts.2751", "v1", "APIError", "FAIL"),
+        (400, "ModelArts.2815", "v2", "QuotaExceededError", "FAIL"),
+        (400, "ModelArts.2815", "v1", "APIError", "FAIL"),  # v1: the point fails, as before
+    ],
+)
+def test_v2_codes_mean_what_the_v2_contract_says_and_v1_is_unchanged(
+    status: int, code: str, api: str, kind: str, disposition: str
+) -> None:
+    from batchsubmit.client import classify_error
+
+    error = classify_error(status, {"error_code": code, "error_msg": "x"}, {},
+                           may_have_created=True, api=api)
+    assert (type(error).__name__, error.disposition.name) == (kind, disposition)

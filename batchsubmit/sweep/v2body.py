@@ -121,13 +121,12 @@ class V2Compiler(BodyCompiler):
             name_text, name_path = default_name(self.name), ("base",)
         elif not isinstance(name_text, str):
             raise self.error("must be a string: the job's name (templates allowed)", name_path)
-        given = metadata.get("workspace_id")
+        if "workspace_id" in metadata:  # one owner: the search must look where jobs are made
+            raise self.error(
+                "the workspace is target.workspace_id (the creates and every search of the "
+                "sweep's jobs use it): move it there", ("base", "metadata", "workspace_id"),
+            )
         if workspace_id is not None:
-            if given is not None and given != workspace_id:
-                raise self.error(
-                    f"says workspace {given!r} but target.workspace_id is {workspace_id!r}: "
-                    "give it in one place", ("base", "metadata", "workspace_id"),
-                )
             metadata["workspace_id"] = workspace_id
         name = self.template(name_text, name_path)
         algorithm = {k: v for k, v in base.algorithm.items() if k != "parameters"}
@@ -142,7 +141,7 @@ class V2Compiler(BodyCompiler):
         )
         train_url, url_path = self.train_url(base.algorithm.get("outputs"))
         return V2Body(
-            build=build, fixed=fixed, fixed_index=tuple(i or 0 for _, _, i in self.fixed_raw),
+            build=build, fixed=fixed, fixed_index=tuple(int(i or 0) for _, _, i in self.fixed_raw),
             name=name, name_path=name_path, train_url=train_url, train_url_path=url_path,
             nested_slots=tuple(self.nested_slots),
         )
