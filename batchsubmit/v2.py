@@ -14,7 +14,7 @@ disagree, ``v2-training-jobs.md`` section 4) misses a job, and kept to exact nam
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from batchsubmit.client import ModelArtsClient
@@ -94,13 +94,16 @@ class V2Listing:
     started_at: float
     by_name: Mapping[str, Sequence[TrainingJob]]
     latest_id: None = None  # v2 jobs build on no version
+    by_folded: Mapping[str, Sequence[TrainingJob]] = field(default_factory=dict)  # casefold
 
     @classmethod
     def build(cls, started_at: float, jobs: Sequence[TrainingJob]) -> V2Listing:
         index: dict[str, list[TrainingJob]] = {}
+        folded: dict[str, list[TrainingJob]] = {}
         for job in jobs:
             index.setdefault(job.name, []).append(job)
-        return cls(started_at, index)
+            folded.setdefault(job.name.casefold(), []).append(job)
+        return cls(started_at, index, by_folded=folded)
 
     def find(self, point: Point) -> Created | None:
         """The point's job, if listed; IdentityConflictError when the job of its name is not
@@ -108,6 +111,14 @@ class V2Listing:
         name = job_name(point)
         found = self.by_name.get(name)
         if not found:
+            others = self.by_folded.get(name.casefold())
+            if others:  # a server comparing names without case takes it for this point's
+                raise IdentityConflictError(
+                    f"the training job named {others[0].name!r} ({others[0].id}) differs from "
+                    f"this point's name {name!r} only in case: a server that compares names "
+                    "without case refuses the point's job for it, and it is not the point's; "
+                    "rename the point's job (metadata.name) or remove that job"
+                )
             return None
         if len(found) > 1:
             ids = ", ".join(job.id for job in found)

@@ -223,10 +223,10 @@ def test_a_job_of_the_points_name_is_found_in_the_echos_own_words() -> None:
 
 def test_only_an_exact_name_counts() -> None:
     """``like`` is a containment match (maybe without case, maybe SQL wildcards): a job whose name
-    merely contains the point's, or differs in case, is not the point's."""
+    merely contains the point's is not the point's."""
     point = points()[0]
     name = point.body["metadata"]["name"]
-    listing = V2Listing.build(0.0, [job(1, name + "x"), job(2, name.upper()), job(3, "x" + name)])
+    listing = V2Listing.build(0.0, [job(1, name + "x"), job(3, "x" + name), job(4, name[:-1])])
     assert listing.find(point) is None
 
 
@@ -416,3 +416,14 @@ def test_v2_codes_mean_what_the_v2_contract_says_and_v1_is_unchanged(
     error = classify_error(status, {"error_code": code, "error_msg": "x"}, {},
                            may_have_created=True, api=api)
     assert (type(error).__name__, error.disposition.name) == (kind, disposition)
+
+
+def test_a_job_whose_name_differs_only_in_case_is_a_conflict_not_a_silent_miss() -> None:
+    """A server comparing names without case would answer the point's create with 2751 for
+    that job, which the exact-name lookup never finds: the point would stay pending for ever.
+    It fails as a conflict instead, naming the job; an exact match still wins."""
+    point = points()[0]
+    name = point.body["metadata"]["name"]
+    with pytest.raises(IdentityConflictError, match="only in case"):
+        V2Listing.build(0.0, [job(2, name.upper())]).find(point)
+    assert V2Listing.build(0.0, [job(2, name.upper()), echo(point, 3)]).find(point) is not None
