@@ -175,9 +175,10 @@ class V2Target:
 
     async def jobs(self) -> list[TrainingJob]:
         """Every job whose name contains the prefix (a complete walk, else an error)."""
-        return await walk_jobs(self._page, what=f"jobs named like {self.name_prefix!r}")
+        return await walk_jobs(self.page, what=f"jobs named like {self.name_prefix!r}")
 
-    def _page(self, offset: int) -> Awaitable[JobSearchPage]:
+    def page(self, offset: int) -> Awaitable[JobSearchPage]:
+        """One page of the search of the sweep's jobs (what :func:`walk_jobs` walks)."""
         query: dict[str, Any] = {
             "offset": offset, "limit": SEARCH_LIMIT, "sort_by": "create_time", "order": "asc",
         }  # fmt: skip

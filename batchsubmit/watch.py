@@ -32,8 +32,9 @@ import os
 from collections import Counter
 from collections.abc import Awaitable, Callable, Container, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from time import monotonic
-from typing import Any, NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol, TypeVar
 
 import anyio
 
@@ -45,9 +46,12 @@ from batchsubmit.events import get_logger
 from batchsubmit.ledger import LedgerState, LedgerWriter, StatusEntry, object_id, read_ledger
 from batchsubmit.limiter import AdaptiveRateLimiter
 from batchsubmit.models import VersionList
+from batchsubmit.models_v2 import JobSearchPage
 from batchsubmit.paging import MAX_PER_PAGE, walk_versions
 from batchsubmit.points import parameter_pairs
-from batchsubmit.v2 import V2Target
+from batchsubmit.v2 import V2Target, walk_jobs
+
+_T = TypeVar("_T")
 
 __all__ = [
     "Board",
@@ -365,36 +369,37 @@ async def list_job(
 async def list_v2(
     target: V2Target, limiter: AdaptiveRateLimiter, *, wanted: Container[int | str] | None = None
 ) -> dict[int | str, Observation]:
-    """One complete search of a v2 sweep's jobs (training job id -> its phase), within the
-    limiter; only the jobs in ``wanted`` are kept (all when None). A throttled search is walked
-    again after the limiter's pause, up to MAX_THROTTLES times; other errors propagate."""
-    throttled = 0
-    while True:
-        sent_at = await limiter.acquire()
-        try:
-            jobs = await target.jobs()
-        except ThrottledError as exc:
-            limiter.on_throttled(exc, sent_at=sent_at)
-            throttled += 1
-            if throttled >= MAX_THROTTLES:
-                raise
-            continue
-        limiter.on_success()
-        return {
-            job.id: Observation(job.phase or "Unknown", job.status.duration)
-            for job in jobs
-            if wanted is None or job.id in wanted
-        }
+    """One complete search of a v2 sweep's jobs (training job id -> its phase), each page within
+    the limiter (as a v1 listing's); only the jobs in ``wanted`` are kept (all when None). A
+    throttled page is asked again after the limiter's pause, up to MAX_THROTTLES times; other
+    errors propagate."""
+
+    def fetch(offset: int) -> Awaitable[JobSearchPage]:
+        return _paced(partial(target.page, offset), limiter)
+
+    jobs = await walk_jobs(fetch, what=f"jobs named like {target.name_prefix!r}")
+    return {
+        job.id: Observation(job.phase or "Unknown", job.status.duration)
+        for job in jobs
+        if wanted is None or job.id in wanted
+    }
 
 
-async def _page(
+def _page(
     client: VersionLister, job_id: int, page: int, per_page: int, limiter: AdaptiveRateLimiter
-) -> VersionList:
+) -> Awaitable[VersionList]:
+    return _paced(partial(client.list_versions_page, job_id, page=page, per_page=per_page),
+                  limiter)
+
+
+async def _paced(read: Callable[[], Awaitable[_T]], limiter: AdaptiveRateLimiter) -> _T:
+    """One read within the limiter; a throttled one asked again after its pause, up to
+    MAX_THROTTLES times."""
     throttled = 0
     while True:
         sent_at = await limiter.acquire()
         try:
-            listing = await client.list_versions_page(job_id, page=page, per_page=per_page)
+            listing = await read()
         except ThrottledError as exc:
             limiter.on_throttled(exc, sent_at=sent_at)  # it pauses every caller as asked
             throttled += 1

@@ -183,11 +183,10 @@ def _resolve(
     )
     prefix = ""
     settings = server.state.settings
-    if settings is not None and settings.api == "v2":  # the slim fold keeps no job names
-        from batchsubmit.ledger import read_ledger
+    if settings is not None and settings.api == "v2":  # the search filters on the names' prefix
         from batchsubmit.watch import name_prefix
 
-        prefix = name_prefix(read_ledger(args.ledger))
+        prefix = name_prefix(server.state)
     return _Resolved(action=args.action, keys=keys, yes=args.yes, server=server,
                      name_prefix=prefix)  # fmt: skip
 
@@ -261,7 +260,10 @@ def summary_line(result: StopResult) -> str:
     else:
         head = f"{n(len(outcome.done))} {past}"
         if outcome.ended:
-            head += f", {len(outcome.ended)} had ended before the call (ModelArts.2796)"
+            head += (
+                f", {len(outcome.ended)} could not be terminated any more (ModelArts.2796: "
+                "ended, or terminating already)"
+            )
         if outcome.gone:
             head += f", {len(outcome.gone)} were gone already (ModelArts.2775)"
         if outcome.refused:
