@@ -22,6 +22,7 @@ import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any, ClassVar
 from urllib.parse import quote, unquote, urlsplit
 
@@ -70,7 +71,23 @@ def format_sdk_date(when: datetime) -> str:
     """``when`` in UTC as ``X-Sdk-Date`` wants it, e.g. ``20240101T000000Z`` (fractions dropped)."""
     if when.tzinfo is None or when.utcoffset() is None:
         raise ValueError("naive datetime: pass an aware one, e.g. datetime.now(UTC)")
-    return when.astimezone(UTC).strftime(_DATE_FORMAT)
+    return _sdk_date(when.replace(microsecond=0))
+
+
+# Every request of a second carries the same X-Sdk-Date: formatting and checking it once a second
+# rather than once a request saves ~60 us a request (strptime is slow).
+@lru_cache(maxsize=8)
+def _sdk_date(second: datetime) -> str:
+    return second.astimezone(UTC).strftime(_DATE_FORMAT)
+
+
+@lru_cache(maxsize=8)
+def _is_sdk_date(date: str) -> bool:
+    """``date`` is a real date and time written as X-Sdk-Date wants it."""
+    try:
+        return datetime.strptime(date, _DATE_FORMAT).strftime(_DATE_FORMAT) == date
+    except ValueError:
+        return False
 
 
 def canonical_query(params: Mapping[str, str | int] | Sequence[tuple[str, str | int]]) -> str:
@@ -93,8 +110,12 @@ def canonical_request(
     :func:`signed_headers` for X-Sdk-Date and Host). The query is read from ``url``, split on ``&``
     and ``=`` and percent-decoded (``+`` stays a plus), then put in canonical form.
     """
+    return _canonical(method, url, _lowered_headers(headers), body)
+
+
+def _canonical(method: str, url: str, values: Mapping[str, str], body: bytes) -> tuple[str, str]:
+    """:func:`canonical_request` of headers already lowered and checked."""
     parts = urlsplit(url)
-    values = _lowered_headers(headers)
     if "x-sdk-content-sha256" in values:
         raise ValueError(
             "X-Sdk-Content-Sha256 is not supported: the exact body bytes are always hashed; "
@@ -128,13 +149,9 @@ def sign(
     if "authorization" in values:
         raise ValueError("headers already carry Authorization: drop it before signing again")
     date = values["x-sdk-date"]
-    try:
-        valid = datetime.strptime(date, _DATE_FORMAT).strftime(_DATE_FORMAT) == date
-    except ValueError:
-        valid = False
-    if not valid:
+    if not _is_sdk_date(date):
         raise ValueError(f"X-Sdk-Date {date!r} is not of the form 20240101T000000Z")
-    text, signed = canonical_request(method, url, headers, body)
+    text, signed = _canonical(method, url, values, body)
     digest = hashlib.sha256(text.encode()).hexdigest()
     string_to_sign = f"{ALGORITHM}\n{date}\n{digest}"
     signature = hmac.new(sk.encode(), string_to_sign.encode(), hashlib.sha256).hexdigest()
@@ -168,6 +185,7 @@ def signed_headers(
     return out
 
 
+@lru_cache(maxsize=64)  # pure, and a sweep's requests share one host
 def host_header(url: str) -> str:
     """The ``Host`` value for ``url``: its host, and its port unless the scheme's default."""
     parts = urlsplit(url)
@@ -199,6 +217,7 @@ def _parse_query(query: str) -> list[tuple[str, str]]:
     return pairs
 
 
+@lru_cache(maxsize=256)  # pure, and a sweep's creates share one path
 def _canonical_uri(path: str) -> str:
     # As the SDK does: decode (an undecodable escape becomes U+FFFD), split (so %2F splits too),
     # quote each segment, and end with "/".
