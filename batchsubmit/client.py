@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 import aiohttp
 from pydantic import BaseModel, ValidationError
@@ -40,8 +40,10 @@ from batchsubmit.models import (
     VersionDetail,
     VersionList,
 )
-from batchsubmit.models_v2 import JobSearchPage, TrainingJob
 from batchsubmit.paging import MAX_PER_PAGE, walk_versions
+
+if TYPE_CHECKING:  # the v2 models load with the first v2 call: a v1 run never builds them
+    from batchsubmit.models_v2 import JobSearchPage, TrainingJob
 
 __all__ = ["MAX_PER_PAGE", "ModelArtsClient", "classify_error", "encode_body"]
 
@@ -283,6 +285,8 @@ class ModelArtsClient:
     async def create_training_job(self, body: Mapping[str, Any]) -> TrainingJob:
         """Create one v2 training job (201). Not idempotent: OutcomeUnknownError means it may
         exist; NameTakenError (ModelArts.2751) that a job of that name does."""
+        from batchsubmit.models_v2 import TrainingJob
+
         payload = await self._send("POST", "training-jobs", body=encode_body(body), api="v2")
         return self._parse(TrainingJob, payload, may_have_created=True)
 
@@ -291,9 +295,13 @@ class ModelArtsClient:
         payload = await self._read(
             "training-job-searches", method="POST", body=encode_body(query), api="v2"
         )
+        from batchsubmit.models_v2 import JobSearchPage
+
         return self._parse(JobSearchPage, payload, may_have_created=False)
 
     async def get_training_job(self, training_job_id: str) -> TrainingJob:
+        from batchsubmit.models_v2 import TrainingJob
+
         payload = await self._read(f"training-jobs/{training_job_id}", api="v2")
         return self._parse(TrainingJob, payload, may_have_created=False)
 

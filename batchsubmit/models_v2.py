@@ -27,7 +27,6 @@ from pydantic import (
 
 __all__ = [
     "JOB_NAME",
-    "TERMINAL_PHASES",
     "CreateTrainingJobRequest",
     "JobSearchPage",
     "TrainingJob",
@@ -39,10 +38,8 @@ JOB_NAME = r"^[A-Za-z0-9_-]{1,64}$"  # metadata.name: the point's identity on th
 WORKSPACE_ID = r"^(0|[A-Za-z0-9]{32})$"
 KINDS = ("job", "visualization_job", "federated_pool_job", "edge_job", "hetero_job", "mrs_job",
          "autosearch_job", "diag_job")  # fmt: skip
-#: Phases after which a job changes no more (section 5, our reading); Completed is the one success.
-TERMINAL_PHASES = frozenset({"Completed", "Failed", "Terminated", "Abnormal"})
 
-_STRICT = ConfigDict(extra="forbid", strict=True, frozen=True)
+_STRICT = ConfigDict(extra="forbid", strict=True, frozen=True, defer_build=True)
 _TOLERANT = ConfigDict(extra="ignore", defer_build=True)  # built on first use: start-up
 
 Text = Annotated[StrictStr, Field(min_length=1)]

@@ -14,13 +14,13 @@ from __future__ import annotations
 from typing import Final, Literal
 
 from batchsubmit.models import JobStatus
-from batchsubmit.models_v2 import TERMINAL_PHASES
 
 __all__ = [
     "ACTIVE_PHASES",
     "FAILED_PHASES",
     "STOPPED_PHASES",
     "SUCCESS_PHASE",
+    "TERMINAL_PHASES",
     "Verdict",
     "is_known_phase",
     "is_success",
@@ -32,6 +32,8 @@ __all__ = [
 
 Verdict = Literal["succeeded", "failed", "stopped", "active"]
 
+#: Phases after which a job changes no more (section 5, our reading); Completed the one success.
+TERMINAL_PHASES: Final = frozenset({"Completed", "Failed", "Terminated", "Abnormal"})
 SUCCESS_PHASE: Final = "Completed"
 STOPPED_PHASES: Final = frozenset({"Terminated"})
 FAILED_PHASES: Final = TERMINAL_PHASES - {SUCCESS_PHASE} - STOPPED_PHASES  # Failed, Abnormal
