@@ -17,10 +17,19 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import anyio
+
 from batchsubmit.client import ModelArtsClient
-from batchsubmit.errors import IdentityConflictError, IncompleteListingError
+from batchsubmit.errors import (
+    BatchSubmitError,
+    Disposition,
+    IdentityConflictError,
+    IncompleteListingError,
+    ThrottledError,
+)
 from batchsubmit.identity import disagreements, normalise_train_url
 from batchsubmit.models_v2 import JobSearchPage, TrainingJob
+from batchsubmit.retry import Backoff
 from batchsubmit.sweep import Point
 from batchsubmit.sweep.v2body import job_name
 from batchsubmit.target import Created
@@ -28,6 +37,7 @@ from batchsubmit.target import Created
 __all__ = ["SEARCH_LIMIT", "V2Listing", "V2Target", "job_name", "walk_jobs"]
 
 SEARCH_LIMIT = 50  # search: limit is 1..50
+PAGE_ATTEMPTS = 4  # tries of one search page before its walk fails
 MAX_PAGES = 10_000  # a walk longer than this is not converging
 BARREN_PAGES = 3  # pages in a row with nothing new: the server is not paging
 
@@ -163,6 +173,7 @@ class V2Target:
         self.client = client
         self.name_prefix = name_prefix  # every point's name starts with it: the search filter
         self.workspace_id = workspace_id
+        self._backoff = Backoff()
 
     def __repr__(self) -> str:
         return f"V2Target({self.client!r}, name_prefix={self.name_prefix!r})"
@@ -177,8 +188,24 @@ class V2Target:
         """Every job whose name contains the prefix (a complete walk, else an error)."""
         return await walk_jobs(self.page, what=f"jobs named like {self.name_prefix!r}")
 
-    def page(self, offset: int) -> Awaitable[JobSearchPage]:
-        """One page of the search of the sweep's jobs (what :func:`walk_jobs` walks)."""
+    async def page(self, offset: int) -> JobSearchPage:
+        """One page of the search of the sweep's jobs (what :func:`walk_jobs` walks). A page
+        that fails (a 5xx, a timeout: a search is a read) is asked again here, up to
+        PAGE_ATTEMPTS times, rather than failing the whole walk: a long walk under occasional
+        5xx would otherwise seldom finish. A throttled page is the pacing's to retry (its
+        limiter must learn of it), and a refused credential ends everything: both propagate."""
+        attempt = 1
+        while True:
+            try:
+                return await self.client.search_training_jobs(self._query(offset))
+            except BatchSubmitError as exc:
+                if (isinstance(exc, ThrottledError) or exc.disposition is Disposition.ABORT
+                        or attempt >= PAGE_ATTEMPTS):
+                    raise
+                await anyio.sleep(self._backoff.delay(attempt, exc))
+                attempt += 1
+
+    def _query(self, offset: int) -> dict[str, Any]:
         query: dict[str, Any] = {
             "offset": offset, "limit": SEARCH_LIMIT, "sort_by": "create_time", "order": "asc",
         }  # fmt: skip
@@ -186,7 +213,7 @@ class V2Target:
             query["filters"] = [{"key": "name", "operator": "like", "value": [self.name_prefix]}]
         if self.workspace_id is not None:
             query["workspace_id"] = self.workspace_id
-        return self.client.search_training_jobs(query)
+        return query
 
     async def stop(self, job_id: int, id: int | str) -> None:
         await self.client.terminate_training_job(str(id))

@@ -154,17 +154,19 @@ def renamed(point: Point, name: str) -> dict[str, Any]:
     return body
 
 
-async def plant_decoys(url: str, spec: Path, *, token: str | None = None) -> int:
+async def plant_decoys(
+    url: str, spec: Path, *, token: str | None = None, count: int = DECOYS
+) -> int:
     """Jobs the sweep's search finds under one reading of ``like`` or another, none of them a
     point's: names that contain the prefix, that match it with ``_`` as a wildcard (with a point's
     very body), or that contain it ignoring case. Returns how many."""
     points = list(points_of(spec).values())
-    for i in range(DECOYS):
+    for i in range(count):
         point = points[i % len(points)]
         key = point.key
         name = (f"{SWEEP}-decoy-{i}", f"lrXv2-{key}-{i}", f"LR_V2-DECOY-{i}")[i % 3]
         await create_job(url, renamed(point, name), token=token)
-    return DECOYS
+    return count
 
 
 # --- a foreign job on a point's name -----------------------------------------------------------

@@ -427,3 +427,39 @@ def test_a_job_whose_name_differs_only_in_case_is_a_conflict_not_a_silent_miss()
     with pytest.raises(IdentityConflictError, match="only in case"):
         V2Listing.build(0.0, [job(2, name.upper())]).find(point)
     assert V2Listing.build(0.0, [job(2, name.upper()), echo(point, 3)]).find(point) is not None
+
+
+class FlakySearch:
+    """A client whose searches fail with the given errors first, then answer."""
+
+    def __init__(self, *errors: Exception) -> None:
+        self.errors = list(errors)
+        self.calls = 0
+
+    async def search_training_jobs(self, query: dict[str, Any]) -> JobSearchPage:
+        self.calls += 1
+        if self.errors:
+            raise self.errors.pop(0)
+        return JobSearchPage(items=[job(1)])
+
+
+async def test_a_failed_search_page_is_asked_again_alone_but_a_throttle_is_the_pacings() -> None:
+    """A 5xx or a timeout on one page retries that page (a long walk would otherwise seldom
+    finish under occasional 5xx); a 429 goes back to the pacing, a refused credential ends it."""
+    from batchsubmit.errors import AuthError, ServerError, ThrottledError
+    from batchsubmit.retry import Backoff
+    from batchsubmit.v2 import V2Target
+
+    def target(client: FlakySearch) -> V2Target:
+        made = V2Target(client, name_prefix="lr-v2-")  # type: ignore[arg-type]
+        made._backoff = Backoff(base=0.001)
+        return made
+
+    flaky = FlakySearch(ServerError("x", http_status=500), OutcomeUnknownError("reset"))
+    assert [j.id for j in (await target(flaky).page(0)).items] == ["id-1"]
+    assert flaky.calls == 3
+    for error in (ThrottledError("slow down"), AuthError("no", http_status=401)):
+        once = FlakySearch(error)
+        with pytest.raises(type(error)):
+            await target(once).page(0)
+        assert once.calls == 1

@@ -76,7 +76,7 @@ async def test_every_v2_switch_two_kills_and_a_lost_ledger(tmp_path: Path) -> No
     config = EmulatorConfig(project_id=PROJECT, auth="token", tokens=(SecretStr(TOKEN),),
                             seed=14, **EVERY_SWITCH)
     async with run_emulator(config) as emu:
-        decoys = await plant_decoys(emu.url, spec, token=TOKEN)
+        decoys = await plant_decoys(emu.url, spec, token=TOKEN, count=60)  # 300 points: enough
         emu.set_faults(**FAULTS, v2_quota=POINTS + decoys)
         args = run_args(spec, emu.url, ledger, rate=300, settle=1.4, max_attempts=25)
         lines = LedgerLines(ledger)
