@@ -20,7 +20,6 @@ import math
 import random
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from time import monotonic, time
 from typing import Any, Protocol
 
@@ -215,7 +214,7 @@ class Engine:
         turn (its write outlasted the lead, which then grows) precedes its send, by that much.
         """
         when = time() + (turn.at - self._clock())
-        ts = records.timestamp(datetime.fromtimestamp(math.ceil(when * 1000) / 1000, UTC))
+        ts = records.timestamp_ms(math.ceil(when * 1000))
         await self._ledger.write(
             records.submitted(key=point.key, index=point.index, attempt=attempts,
                               train_url=point.train_url, ts=ts)

@@ -54,6 +54,7 @@ from batchsubmit.ledger.records import (
     submitted,
     succeeded,
     timestamp,
+    timestamp_ms,
 )
 from batchsubmit.ledger.settings import RunSettings
 from batchsubmit.ledger.writer import LedgerWriter
@@ -82,4 +83,5 @@ __all__ = [
     "submitted",
     "succeeded",
     "timestamp",
+    "timestamp_ms",
 ]

@@ -70,16 +70,19 @@ _second: tuple[int, str] = (-1, "")  # the current second, formatted once
 
 def timestamp(when: datetime | None = None) -> str:
     """ISO-8601 UTC with milliseconds, as every record's ``ts``: ``2026-11-26T23:01:02.345Z``."""
-    global _second
     if when is not None:
         return when.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-    # Now: two per point, so the formatted second is reused (datetime's isoformat costs more
-    # than the rest of the record).
-    now = time.time()
-    whole = int(now)
+    return timestamp_ms(int(time.time() * 1000))
+
+
+def timestamp_ms(ms: int) -> str:
+    """:func:`timestamp` of ``ms`` milliseconds since the epoch. Two per point, so the formatted
+    second is reused (datetime's isoformat costs more than the rest of the record)."""
+    global _second
+    whole, frac = divmod(ms, 1000)
     if whole != _second[0]:
         _second = (whole, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)))
-    return f"{_second[1]}.{int((now - whole) * 1000):03d}Z"
+    return f"{_second[1]}.{frac:03d}Z"
 
 
 def _record(event: str, ts: str | None, **fields: Any) -> dict[str, Any]:

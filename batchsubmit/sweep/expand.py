@@ -270,9 +270,6 @@ def renderer(plan: Plan) -> Callable[[int, Pairs], Point]:
 def _v2_renderer(plan: Plan, body: V2Body) -> Callable[[int, Pairs], Point]:
     """The v2 twin of :func:`renderer`: the body built whole per point (v2 sweeps are sent one
     job per point, so they are far smaller than what the v1 loop is tuned for)."""
-    escape = plan.escape
-    key_pairs = plan.key.pairs.format
-    key_plain = plan.key.plain.format
     build = body.build
     fixed = tuple((label, t.fmt.format) for label, t in body.fixed)
     name_fmt = body.name.fmt.format
@@ -280,11 +277,7 @@ def _v2_renderer(plan: Plan, body: V2Body) -> Callable[[int, Pairs], Point]:
     url_fmt = url.fmt.format if url is not None else None
 
     def render(index: int, values: Pairs) -> Point:
-        if escape is None:
-            canonical = key_pairs(*values)
-        else:
-            canonical = key_plain(*[escape.get(v, v) for _, v in values])
-        key = blake2b(canonical.encode(), digest_size=8).hexdigest()
+        key = blake2b(_canonical(plan, plan.key, values).encode(), digest_size=8).hexdigest()
         args = (str(index), key, *values)
         parameter = tuple((label, fmt(*args)) for label, fmt in fixed) + values
         wire = build(args)

@@ -244,28 +244,24 @@ def _name_digest(name: str) -> int:
 
 def _preflight_v2(plan: Plan, body: V2Body) -> int:
     """v2: every body validated in full; keys, job names and train_urls unique."""
-    keys, names, urls = _buckets(), _buckets(), _buckets()
-    count = 0
-    for point in expand_plan(plan, True):
-        count += 1
-        for buckets, digest in (
-            (keys, int(point.key, 16)),
-            (names, _name_digest(job_name(point))),
-            (urls, _url_digest(point.train_url) if point.train_url else None),
-        ):
-            if digest is not None:
-                buckets[digest >> _SHIFT].append(digest)
-    digest_of: dict[str, Callable[[Point], int]] = {
+    digest_of: dict[str, Callable[[Point], int]] = {  # -1: nothing to compare (no train_url)
         "key": lambda p: int(p.key, 16),
         "name": lambda p: _name_digest(job_name(p)),
         "train_url": lambda p: _url_digest(p.train_url) if p.train_url else -1,
     }
-    for buckets, what in ((keys, "key"), (names, "name"), (urls, "train_url")):
-        repeated = _repeated(buckets)
+    buckets = {what: _buckets() for what in digest_of}
+    count = 0
+    for point in expand_plan(plan, True):
+        count += 1
+        for what, digest in digest_of.items():
+            number = digest(point)
+            if number >= 0:
+                buckets[what][number >> _SHIFT].append(number)
+    for what, digest in digest_of.items():
+        repeated = _repeated(buckets[what])
         if not repeated:
             continue
-        digests = map(digest_of[what], expand_plan(plan, False))
-        for i, j in _repeats(digests, repeated):
+        for i, j in _repeats(map(digest, expand_plan(plan, False)), repeated):
             raise _v2_duplicate(plan, body, what, point_at(plan, i), point_at(plan, j))
     return count
 
