@@ -34,9 +34,12 @@ limiter finds it.
   policy's period ever holds more than its limit (after an early burst, sends wait for the
   window to empty instead of hitting a full one, a whole minute for a per-minute policy). If
   the gateway still throttles at that rate (our sends reached it less evenly than they left),
-  the spacing grows a step (0.5% up to 8%) and steps back after 1,000 clean sends; beyond 8%
-  (a second throttle within two seconds: one alone is the gateway's own jitter) the rate is cut
-  as for an undisclosed limit, and climbs back to the announced one.
+  the spacing grows a step (0.5% up to 8%), but only while the throttles cost more than the
+  step would: a throttle costs one turn, a margin its width on every turn (against a bucket of
+  one token, jitter of a millisecond or two throttles some requests at any margin, and a wide
+  one would cost more than they do). At 8%, or under the limit, throttles are absorbed up to
+  15% of the sends; beyond that (another client's share, a gateway slower than it says) the
+  rate is cut finely from the limit, and climbs back to it.
 - **Retry-After** is a floor for every caller; after the pause, sends resume one interval apart.
 
 Time is injected (``clock`` and ``sleep``) so tests step a fake clock and never sleep.
@@ -45,6 +48,7 @@ Time is injected (``clock`` and ``sleep``) so tests step a fake clock and never 
 from __future__ import annotations
 
 import contextlib
+import itertools
 import math
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -66,9 +70,16 @@ GUARD = 1e-9  # s added to every interval, so float rounding never spaces two se
 # reach it less evenly than they leave (the network, the gateway's own scheduling in between).
 # A bucket of one token needs several percent; a window, half a percent at most.
 JITTER_MARGINS = (0.0, 0.005, 0.01, 0.02, 0.04, 0.08)
+# A throttle at the announced rate costs one request's turn; a wider margin costs its width on
+# every turn. So a margin widens only when throttles outnumber what the next step would cost
+# (twice its width, at least 1% of the sends at this margin), and steps back after 1,000 sends
+# throttled less than half as often as that. At the widest margin, and under the limit (a
+# cut's climb, another client's share), throttles are absorbed up to 15% of the sends: a cut
+# costs about a second of sending, far more than a few retries.
+_WIDEN_SHARE = tuple(max(0.005, b - a) for a, b in itertools.pairwise(JITTER_MARGINS))
+_CUT_SHARE = 0.15
 _WIDEN_EVERY = 1.0  # s: the margin widens at most once in this long
-_MARGIN_DECAY = 1000  # sends without such a throttle before the margin steps back down
-_STRIKE_WINDOW = 2.0  # s: at the widest margin, a throttle within this of the last one cuts
+_MARGIN_DECAY = 1000  # sends at a margin before it is weighed again (steps down if it may)
 _MEASURE_SENDS = 20  # the measured send rate spans this many recent sends
 _HISTORY = 4096  # recent admitted sends kept (more when an announced window holds more)
 _MAX_WINDOW = 100_000  # a policy allowing more than this per period is paced by rate alone
@@ -143,8 +154,8 @@ class AdaptiveRateLimiter:
         self._history: deque[float] = deque(maxlen=_HISTORY)
         self._policy: tuple[int, float] | None = None  # announced (requests, period)
         self._margin = 0  # index into JITTER_MARGINS
-        self._clean_sends = 0  # sends since the margin last changed
-        self._strike = -math.inf  # the last throttle at the widest margin
+        self._level_sends = 0  # sends since the pacing last changed (the margin, a cut)...
+        self._level_throttles = 0  # ...and throttles at the announced policy among them
         self._adjusted_at = -math.inf  # when the rate or the margin was last changed by a 429
         self._lead = _LEAD_MIN * 2  # s a reserving caller works before its send (measured)
         # CUBIC state
@@ -231,10 +242,11 @@ class AdaptiveRateLimiter:
     def _book(self, at: float) -> None:
         self._last_send = at
         self._first_send = min(self._first_send, at)
-        self._clean_sends += 1
-        if self._margin and self._clean_sends >= _MARGIN_DECAY:
-            self._margin -= 1
-            self._clean_sends = 0
+        self._level_sends += 1
+        if self._margin and self._level_sends >= _MARGIN_DECAY:
+            if self._level_throttles < self._level_sends * _WIDEN_SHARE[self._margin - 1] / 2:
+                self._margin -= 1
+            self._level_sends = self._level_throttles = 0
         self._history.append(at)
         self._outstanding.append(at)
 
@@ -285,7 +297,10 @@ class AdaptiveRateLimiter:
             base = min(base, admitted)
         # near the last rate throttled, or the announced limit: a limit found, cut it finely
         near = self._last_max_rate if self._throttled_ever else self._policy_rate()
-        beta = BETA_NEAR if near is not None and base >= 0.9 * near else BETA
+        self._cut(base, BETA_NEAR if near is not None and base >= 0.9 * near else BETA, now)
+
+    def _cut(self, base: float, beta: float, now: float) -> None:
+        """A multiplicative cut from ``base``, then CUBIC's climb back toward it and past."""
         self._throttled_ever = True
         self._cut_answered = False
         self._last_max_rate = base
@@ -343,22 +358,25 @@ class AdaptiveRateLimiter:
             # in flight when we adjusted, or within a second of it (one late send throttles
             # a few in a row, and the first sends of a run arrive unevenly while connecting)
             return True
-        if below:
-            return False  # throttled under the policy (another client shares it): cut
-        if self._margin == len(JITTER_MARGINS) - 1:
-            # The widest margin is not enough if throttles recur (another client's share, a
-            # gateway slower than it says): cut, and climb back to the limit. One now and then
-            # is the gateway's own jitter (it admits late, then sees the next one early): a cut
-            # would cost far more than that one retry.
-            strike, self._strike = self._strike, now
-            return now - strike >= _STRIKE_WINDOW
-        self._widen()  # throttled at the announced rate: our sends reach it less evenly than sent
-        self._adjusted_at = now
+        self._level_throttles += 1
+        share = self._level_throttles / max(1, self._level_sends)
+        if not below and self._margin < len(JITTER_MARGINS) - 1:
+            # throttled at the announced rate: our sends reach it less evenly than they leave
+            if share > _WIDEN_SHARE[self._margin]:
+                self._widen()
+                self._adjusted_at = now
+            return True
+        # At the widest margin, or under the limit: the gateway's jitter, another client's
+        # share, or a gateway slower than it says. Cut (and climb back) only when it recurs.
+        if share > _CUT_SHARE and self._level_sends >= _MEASURE_SENDS:
+            self._level_sends = self._level_throttles = 0
+            self._cut(min(self._rate, limit), BETA_NEAR, now)  # finely: the limit is known
+            self._adjusted_at = now
         return True
 
     def _widen(self) -> None:
         self._margin = min(self._margin + 1, len(JITTER_MARGINS) - 1)
-        self._clean_sends = 0
+        self._level_sends = self._level_throttles = 0
 
     def _admitted_last_second(self, now: float) -> float:
         """Sends in the last second that were not throttled: what the gateway let through."""

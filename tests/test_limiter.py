@@ -470,36 +470,62 @@ async def test_an_announced_minute_policy_waits_for_its_window_to_empty() -> Non
     assert len(sends) >= 120 * 4 + 110  # the first minute's 120, then 2/s
 
 
-async def test_jitter_at_an_announced_limit_widens_the_spacing_a_little() -> None:
-    """Throttled again at the announced rate: spacing grows a step a second at most, up to 8%;
-    there one throttle alone is absorbed, a second within two seconds cuts the rate; clean sends
-    step the margin back down."""
+async def throttle_one_in(limiter: AdaptiveRateLimiter, clock: FakeClock, n: int) -> None:
+    """A second later, ``n - 1`` sends admitted and one throttled by the 40/s policy."""
+    clock.now += 1.0
+    await acquire_all(limiter, n - 1)
+    limiter.on_throttled(ThrottledError(POLICY_40), sent_at=await limiter.acquire())
+
+
+async def test_jitter_at_an_announced_limit_widens_the_spacing_only_as_far_as_it_pays() -> None:
+    """Throttled again at the announced rate: a throttle costs one turn, a wider margin costs its
+    width on every turn. So the spacing grows a step (a second apart at most) only while the
+    throttles outnumber the step's cost; at the widest margin they are absorbed up to 15% of the
+    sends, beyond that the rate is cut and climbs back to the limit."""
     clock = FakeClock()
     limiter = make(100, clock)
-    limiter.on_throttled(ThrottledError(POLICY_40), sent_at=await limiter.acquire())
+    limiter.on_throttled(ThrottledError(POLICY_40), sent_at=await limiter.acquire())  # 40/s
+    await throttle_one_in(limiter, clock, 400)  # 0.25%: cheaper than 0.5% on every send
+    assert gaps(await acquire_all(limiter, 3)) == pytest.approx([1 / 40] * 2)
     for step in range(1, len(JITTER_MARGINS)):
-        clock.now += 1.0
-        limiter.on_throttled(ThrottledError(POLICY_40), sent_at=await limiter.acquire())
+        await throttle_one_in(limiter, clock, 10)  # 10%: worth any step
         limiter.on_throttled(ThrottledError(POLICY_40), sent_at=await limiter.acquire())
         sends = await acquire_all(limiter, 3)  # (the second 429 within a second: no step)
         assert gaps(sends) == pytest.approx([(1 + JITTER_MARGINS[step]) / 40] * 2)
     assert max(JITTER_MARGINS) == 0.08
     assert limiter.rate == 40  # the rate itself stays at the limit...
-    clock.now += 1.0
-    limiter.on_throttled(ThrottledError(POLICY_40), sent_at=await limiter.acquire())
-    assert limiter.rate == 40  # ...and one throttle at the widest margin is jitter...
-    clock.now += 2.5
-    limiter.on_throttled(ThrottledError(POLICY_40), sent_at=await limiter.acquire())
-    assert limiter.rate == 40  # ...and so is another, long after it...
-    clock.now += 1.5
-    limiter.on_throttled(ThrottledError(POLICY_40), sent_at=await limiter.acquire())
-    assert limiter.rate < 40  # ...until they recur: the widest margin is not enough, cut
+    for _ in range(4):
+        await throttle_one_in(limiter, clock, 10)
+        assert limiter.rate == 40  # ...and throttles at the widest margin are absorbed...
+    for _ in range(4):
+        limiter.on_throttled(ThrottledError(POLICY_40), sent_at=await limiter.acquire())
+    assert limiter.rate < 40  # ...until they pass 15% of the sends: cut
+    assert limiter.rate >= 40 * 0.9 * 0.9  # finely: near the limit
     for _ in range(2000):
         await limiter.acquire()
         limiter.on_success()
     assert limiter.rate == 40  # and climbs back to the limit, not past it
-    sends = await acquire_all(limiter, 6000)
-    assert gaps(sends[-3:]) == pytest.approx([1 / 40] * 2)  # clean sends step it back down
+
+
+async def test_the_margin_steps_back_once_throttles_are_rare() -> None:
+    """Weighed every 1,000 sends: a step back when throttled less than half as often as the step
+    down would cost, else the margin stays; without throttles it is all the way back in 5,000."""
+    clock = FakeClock()
+    limiter = make(40, clock)
+    limiter.on_throttled(ThrottledError(POLICY_40), sent_at=await limiter.acquire())  # 0.5%
+    for _ in range(len(JITTER_MARGINS) - 2):
+        await throttle_one_in(limiter, clock, 10)
+    widest = (1 + JITTER_MARGINS[-1]) / 40
+    assert gaps(await acquire_all(limiter, 3)) == pytest.approx([widest] * 2)
+    for _ in range(30):  # 3% of 1,000 sends: more than half the 4% a step down saves
+        await throttle_one_in(limiter, clock, 33)
+    await acquire_all(limiter, 1000 - 30 * 33 - 3)
+    assert gaps(await acquire_all(limiter, 3)) == pytest.approx([widest] * 2)
+    await acquire_all(limiter, 1000 - 3)  # the next 1,000: none, one step back
+    assert gaps(await acquire_all(limiter, 3)) == pytest.approx(
+        [(1 + JITTER_MARGINS[-2]) / 40] * 2)
+    await acquire_all(limiter, 4000)
+    assert gaps(await acquire_all(limiter, 3)) == pytest.approx([1 / 40] * 2)
 
 
 async def test_a_first_throttle_at_exactly_the_announced_rate_widens_the_spacing() -> None:
