@@ -90,6 +90,16 @@ _LEAD_MAX = 0.02
 _LEAD_DECAY = 0.99
 
 
+def _rebook(booked: deque[float], at: float, sent: float) -> None:
+    """The send booked at ``at`` left at ``sent`` (booked in order: searched from the end)."""
+    for i in range(len(booked) - 1, -1, -1):
+        if booked[i] == at:
+            booked[i] = sent
+            return
+        if booked[i] < at:
+            return
+
+
 def announced_policy(error: ThrottledError) -> tuple[float, float] | None:
     """(requests, period in seconds) of the policy a 429 names, e.g. (40, 1.0); else None."""
     return error.announced_policy
@@ -141,7 +151,8 @@ class AdaptiveRateLimiter:
         self._lock = anyio.Lock(fast_acquire=True)
         now = clock()
         self._rate = self.ceiling
-        self._last_send = -math.inf
+        self._last_send = -math.inf  # the latest turn given (a send's time once it left)
+        self._departed = -math.inf  # the latest send that left
         self._first_send = math.inf
         self._pause_until = -math.inf
         self._hold_until = -math.inf  # a full gateway window: wait for it to empty
@@ -191,7 +202,9 @@ class AdaptiveRateLimiter:
 
     async def acquire(self) -> float:
         """Wait for permission to send one request; returns the send time on the clock."""
-        return (await self.reserve(lead=0.0)).at
+        at = (await self.reserve(lead=0.0)).at
+        self._departed = max(self._departed, at)
+        return at
 
     async def reserve(self, *, lead: float | None = None) -> Turn:
         """Wait until shortly before this request's turn; returns the turn, to :meth:`depart` at.
@@ -219,24 +232,28 @@ class AdaptiveRateLimiter:
     async def depart(self, turn: Turn) -> float:
         """Wait for ``turn``; returns the send time booked for it (send at once after this).
 
-        Arriving after the turn (the work took longer than the lead), the send is rebooked at
-        the real departure when no later turn has been given yet, so the next one still waits a
-        whole interval after it; the lead then grows to cover such work next time.
+        Never less than one interval after the send before it left: when that one's work took
+        longer than the lead and it left late, a turn given before it left waits for it rather
+        than following it closely. A send that leaves after its turn is rebooked at its real
+        departure, so the turns given after it count from there; the lead then grows to cover
+        such work next time.
         """
         now = self._clock()
         prep = now - turn.granted
         self._lead = max(_LEAD_MIN, min(_LEAD_MAX, max(2.0 * prep, self._lead * _LEAD_DECAY)))
-        while now < turn.at:
-            wait = turn.at - now
+        at = max(turn.at, self._departed + self._interval())
+        while now < at:
+            wait = at - now
             spin = min(self._spin, 0.125 / self._rate)
             await self._sleep(wait - spin if wait > spin else 0.0 if spin else wait)
             now = self._clock()
-        if now <= turn.at or self._last_send != turn.at:
+        self._departed = max(self._departed, now)
+        if now <= turn.at:
             return turn.at
-        self._last_send = now  # late, and the latest turn: space the next from the real send
+        if self._last_send == turn.at:
+            self._last_send = now  # the latest turn: space the next from the real send
         for booked in (self._history, self._outstanding):
-            if booked and booked[-1] == turn.at:
-                booked[-1] = now
+            _rebook(booked, turn.at, now)
         return now
 
     def _book(self, at: float) -> None:
@@ -320,10 +337,16 @@ class AdaptiveRateLimiter:
 
     # -- internals --------------------------------------------------------------------------
 
+    def _interval(self) -> float:
+        """The least time between two sends now."""
+        return (1.0 / self._rate) * (1.0 + JITTER_MARGINS[self._margin]) + GUARD
+
     def _ready_at(self) -> float:
         """The earliest time the next request may be sent."""
+        interval = self._interval()
         ready = max(
-            self._last_send + (1.0 / self._rate) * (1.0 + JITTER_MARGINS[self._margin]) + GUARD,
+            self._last_send + interval,
+            self._departed + interval,
             self._pause_until,
             self._hold_until,
         )

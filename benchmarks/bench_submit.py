@@ -10,9 +10,12 @@ Each scenario starts a fresh emulator process and times the whole `batchsubmit r
 Scenario 5 (issue 11) runs 900 points against a 40/s limit with 50 ms latency on each kind of
 gateway (a token bucket of 1 and of 2, a fixed and a sliding one-second window), at ``--rate 40``
 and at ``--rate 100`` with the limit announced in the 429 or not, each figure beside its target
-and the figure measured before the paced limiter; then the most creates sent in any one-second
-window at ``--rate R`` against an unthrottled emulator, from the ledger's ``submitted`` times and
-from the emulator's create times (both whole milliseconds, hence the +1 a window may show).
+and the figure measured before the paced limiter; beside the bucket of 1, a bare aiohttp client
+that only paces, at fixed spacings 0-16% wider than the limit's interval (what any spacing
+reaches against that gateway with this machine's jitter); then the most creates sent in any
+one-second window at ``--rate R`` against an unthrottled emulator, from the ledger's
+``submitted`` times and from the emulator's create times (both whole milliseconds, hence the +1
+a window may show).
 Scenario 3 signs every request with AK/SK on both sides against an emulator that verifies each
 signature (`--auth aksk`): batchsubmit with its own signer, the `requests` baselines with
 huaweicloudsdkcore's. It runs each baseline as a process of its own (Python start-up, the imports,
@@ -27,6 +30,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import math
 import os
 import statistics
 import subprocess
@@ -178,6 +182,52 @@ def baseline_process(url: str, bodies_file: Path, threads: int) -> tuple[float, 
     return n / wall, float(out.split()[-1])
 
 
+def paced_loop(url: str, items: list[bytes], rate: float, concurrency: int = 8
+               ) -> tuple[float, int]:
+    """(seconds sending, 429s) of a bare aiohttp client that only paces: each create leaves
+    1/rate s after the one before it left (the last 1.5 ms of each wait spun, as batchsubmit's
+    limiter does), at most ``concurrency`` in flight, a 429'd one resent at its next turn."""
+    import asyncio
+
+    import aiohttp
+
+    async def main() -> tuple[float, int]:
+        loop = asyncio.get_running_loop()
+        todo = list(reversed(items))
+        endpoint = f"{url}/v1/{PROJECT}/training-jobs/10/versions"
+        headers = {"Content-Type": "application/json", "X-Auth-Token": "bench"}
+        lock = asyncio.Lock()
+        last, throttled = -math.inf, 0
+
+        async def turn() -> None:
+            nonlocal last
+            async with lock:
+                # a deadline, not an event: sleep to 1.5 ms before it, then spin
+                while (wait := last + 1.0 / rate - loop.time()) > 0:  # noqa: ASYNC110
+                    await asyncio.sleep(wait - 0.0015 if wait > 0.0015 else 0)
+                last = loop.time()
+
+        async def worker(session: aiohttp.ClientSession) -> None:
+            nonlocal throttled
+            while todo:
+                data = todo.pop()
+                while True:
+                    await turn()
+                    async with session.post(endpoint, data=data, headers=headers) as reply:
+                        await reply.read()
+                    if reply.status != 429:
+                        reply.raise_for_status()
+                        break
+                    throttled += 1
+
+        start = loop.time()
+        async with aiohttp.ClientSession() as session:
+            await asyncio.gather(*(worker(session) for _ in range(concurrency)))
+        return loop.time() - start, throttled
+
+    return asyncio.run(main())
+
+
 def run_span(ledger: Path) -> float:
     """Seconds from the ledger's run_started to its run_finished: the run without start-up."""
     from datetime import datetime
@@ -219,7 +269,16 @@ def main() -> None:
                         help="runs of each side of scenario 3; the median is shown")
     parser.add_argument("--baseline", nargs=3, metavar=("URL", "BODIES", "THREADS"),
                         help=argparse.SUPPRESS)  # the child process of a baseline
+    parser.add_argument("--paced-baseline", nargs=3, metavar=("URL", "BODIES", "RATE"),
+                        help=argparse.SUPPRESS)  # the child process of scenario 5's baseline
     args = parser.parse_args()
+    if args.paced_baseline:
+        url, bodies_file, rate = args.paced_baseline
+        encoded = [json.dumps(b, separators=(",", ":")).encode()
+                   for b in json.loads(Path(bodies_file).read_text())]
+        seconds, throttled = paced_loop(url, encoded, float(rate))
+        print(f"{seconds:.3f} {throttled}")
+        return
     if args.baseline:
         url, bodies_file, threads = args.baseline
         items = json.loads(Path(bodies_file).read_text())
@@ -396,6 +455,8 @@ def pacing(tmp: Path, points: int, gateways: list[str]) -> None:
             row(gateway, f"{share:.3f}", f"{points / span / LIMIT:.3f}",
                 f"{throttled:.1%} ({c['throttled']})", f">= {target:.2f}",
                 before.get(gateway, "-"), "ok" if met else f"MISSED (exit {code})")
+    if "bucket of 1" in gateways:
+        paced_baseline(tmp, points)
     print("\n  most creates sent in any one-second window [t, t+1), --rate R, unthrottled "
           "emulator, 50 ms latency")
     row("", "points", "first second", "ledger submitted", "emulator created", "target", "before")
@@ -414,6 +475,35 @@ def pacing(tmp: Path, points: int, gateways: list[str]) -> None:
             f"{r} (+1)", "12-18" if r == 10 else "-")
         if code != 0:
             print(f"  (batchsubmit run exited {code})")
+
+
+#: Scenario 5's baseline spacings: one interval of the limit, widened by these margins.
+BASELINE_MARGINS = (0.0, 0.02, 0.04, 0.08, 0.16)
+
+
+def paced_baseline(tmp: Path, points: int) -> None:
+    """The bucket of 1 against a client that only paces, at fixed spacings: what any spacing
+    reaches against that gateway on this machine, beside what the limiter finds by itself."""
+    print(f"\n  bucket of 1, {LIMIT}/s: a client that only paces (a bare aiohttp script, its own "
+          "process: each create 1/40 s x (1 + margin)\n  after the one before, 8 in flight, a "
+          "429'd one resent at its next turn): the best a fixed spacing does here")
+    row("", "share of limit", "sending only", "429s")
+    spec = write_spec(tmp / "paced-baseline.json", points, "pacedbaseline")
+    bodies_file = tmp / "paced-baseline-bodies.json"
+    bodies_file.write_text(json.dumps(bodies(spec)))
+    for margin in BASELINE_MARGINS:
+        with emulator("--rate", str(LIMIT), "--latency-ms", "50", *GATEWAYS["bucket of 1"]) as url:
+            start = time.perf_counter()
+            out = subprocess.run(
+                [PY, __file__, "--paced-baseline", url, str(bodies_file),
+                 str(LIMIT / (1 + margin))],
+                check=True, capture_output=True, text=True,
+            ).stdout
+            wall = time.perf_counter() - start
+        seconds, throttled = out.split()
+        row(f"margin {margin:.0%}", f"{points / wall / LIMIT:.3f}",
+            f"{points / float(seconds) / LIMIT:.3f}",
+            f"{int(throttled) / (points + int(throttled)):.1%} ({throttled})")
 
 
 def admin_state(url: str) -> dict[str, Any]:

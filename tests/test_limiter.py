@@ -210,6 +210,22 @@ async def test_a_late_departure_spaces_the_next_turn_from_the_real_send() -> Non
     assert turn.at - turn.granted >= 0.011  # about twice the work seen, ahead of the turn
 
 
+async def test_a_turn_given_before_a_late_send_left_waits_for_it() -> None:
+    """The next turn was given while the send before it still worked past its own turn: that
+    turn leaves a whole interval after the late send, not a moment after it."""
+    clock = FakeClock()
+    limiter = make(40, clock)
+    await limiter.acquire()
+    first = await limiter.reserve()
+    second = await limiter.reserve()  # given before the first has left
+    assert clock() - first.at > 0.02  # the first's work ran past its turn, and past the lead
+    left = await limiter.depart(first)
+    assert left == clock()
+    sent = await limiter.depart(second)
+    assert sent - left >= 1 / 40
+    assert (await limiter.reserve()).at - sent >= 1 / 40
+
+
 async def test_a_reserved_turn_is_now_when_nothing_waits() -> None:
     """After an idle spell a turn is ``now``: a lead never delays an unpaced send."""
     clock = FakeClock()
