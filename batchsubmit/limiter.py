@@ -72,10 +72,10 @@ GUARD = 1e-9  # s added to every interval, so float rounding never spaces two se
 JITTER_MARGINS = (0.0, 0.005, 0.01, 0.02, 0.04, 0.08)
 # A throttle at the announced rate costs one request's turn; a wider margin costs its width on
 # every turn. So a margin widens only when throttles outnumber what the next step would cost
-# (twice its width, at least 1% of the sends at this margin), and steps back after 1,000 sends
-# throttled less than half as often as that. At the widest margin, and under the limit (a
-# cut's climb, another client's share), throttles are absorbed up to 15% of the sends: a cut
-# costs about a second of sending, far more than a few retries.
+# (its width, at least 0.5% of the sends at this margin), and steps back after 1,000 sends
+# throttled less than half as often as the step down would cost. At the widest margin, and
+# under the limit (a cut's climb, another client's share), throttles are absorbed up to 15% of
+# the sends: a cut costs about a second of sending, far more than a few retries.
 _WIDEN_SHARE = tuple(max(0.005, b - a) for a, b in itertools.pairwise(JITTER_MARGINS))
 _CUT_SHARE = 0.15
 _WIDEN_EVERY = 1.0  # s: the margin widens at most once in this long
