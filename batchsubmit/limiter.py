@@ -38,8 +38,9 @@ limiter finds it.
   step would: a throttle costs one turn, a margin its width on every turn (against a bucket of
   one token, jitter of a millisecond or two throttles some requests at any margin, and a wide
   one would cost more than they do). At 8%, or under the limit, throttles are absorbed up to
-  15% of the sends; beyond that (another client's share, a gateway slower than it says) the
-  rate is cut finely from the limit, and climbs back to it.
+  15% of the latest 100 answers; beyond that (another client's share, a gateway slower than it
+  says) the rate is cut as for an undisclosed limit, from what got through, and climbs back,
+  and a throttle while it climbs past the rate it was cut from cuts again at once.
 - **Retry-After** is a floor for every caller; after the pause, sends resume one interval apart.
 
 Time is injected (``clock`` and ``sleep``) so tests step a fake clock and never sleep.
@@ -75,10 +76,11 @@ JITTER_MARGINS = (0.0, 0.005, 0.01, 0.02, 0.04, 0.08)
 # (its width, at least 0.5% of the sends at this margin), and steps back after 1,000 sends
 # throttled less than half as often as the step down would cost. At the widest margin, and
 # under the limit (a cut's climb, another client's share), throttles are absorbed up to 15% of
-# the sends: a cut costs about a second of sending, far more than a few retries.
+# the latest answers: a cut costs about a second of sending, far more than a few retries.
 _WIDEN_SHARE = tuple(max(0.005, b - a) for a, b in itertools.pairwise(JITTER_MARGINS))
 _CUT_SHARE = 0.15
-_WIDEN_EVERY = 1.0  # s: the margin widens at most once in this long
+_RECENT_ANSWERS = 100  # the answers the 15% is counted over (at least _MEASURE_SENDS of them)
+_WIDEN_EVERY = 0.25  # s: the margin widens at most once in this long
 _MARGIN_DECAY = 1000  # sends at a margin before it is weighed again (steps down if it may)
 _MEASURE_SENDS = 20  # the measured send rate spans this many recent sends
 _HISTORY = 4096  # recent admitted sends kept (more when an announced window holds more)
@@ -167,6 +169,8 @@ class AdaptiveRateLimiter:
         self._margin = 0  # index into JITTER_MARGINS
         self._level_sends = 0  # sends since the pacing last changed (the margin, a cut)...
         self._level_throttles = 0  # ...and throttles at the announced policy among them
+        # the latest answers under an announced policy, True for a throttle counted against us
+        self._answers: deque[bool] = deque(maxlen=_RECENT_ANSWERS)
         self._adjusted_at = -math.inf  # when the rate or the margin was last changed by a 429
         self._lead = _LEAD_MIN * 2  # s a reserving caller works before its send (measured)
         # CUBIC state
@@ -269,6 +273,8 @@ class AdaptiveRateLimiter:
 
     def on_success(self) -> None:
         """An answer that was not a throttle: grow back toward the ceiling."""
+        if self._policy is not None:
+            self._answers.append(False)
         if self._outstanding and self._outstanding.popleft() >= self._last_throttle:
             self._cut_answered = True
             self._holds = 0
@@ -378,9 +384,11 @@ class AdaptiveRateLimiter:
             self._throttled_ever = False  # nothing to climb back to
             return True
         if sent_at < self._adjusted_at + _WIDEN_EVERY:
-            # in flight when we adjusted, or within a second of it (one late send throttles
-            # a few in a row, and the first sends of a run arrive unevenly while connecting)
+            # in flight when we adjusted, or just after (one late send throttles a few in a
+            # row, and the first sends of a run arrive unevenly while connecting)
             return True
+        if self._throttled_ever and self._rate > self._last_max_rate:
+            return False  # probing past the share last found (a cut's climb): a limit, cut
         self._level_throttles += 1
         share = self._level_throttles / max(1, self._level_sends)
         if not below and self._margin < len(JITTER_MARGINS) - 1:
@@ -390,12 +398,16 @@ class AdaptiveRateLimiter:
                 self._adjusted_at = now
             return True
         # At the widest margin, or under the limit: the gateway's jitter, another client's
-        # share, or a gateway slower than it says. Cut (and climb back) only when it recurs.
-        if share > _CUT_SHARE and self._level_sends >= _MEASURE_SENDS:
-            self._level_sends = self._level_throttles = 0
-            self._cut(min(self._rate, limit), BETA_NEAR, now)  # finely: the limit is known
-            self._adjusted_at = now
-        return True
+        # share, or a gateway slower than it says. Only when it recurs is it taken as a limit
+        # of our own: cut from what got through, as for an undisclosed limit.
+        answers = self._answers
+        answers.append(True)
+        if len(answers) < _MEASURE_SENDS or sum(answers) <= _CUT_SHARE * len(answers):
+            return True
+        answers.clear()
+        self._level_sends = self._level_throttles = 0
+        self._adjusted_at = now
+        return False
 
     def _widen(self) -> None:
         self._margin = min(self._margin + 1, len(JITTER_MARGINS) - 1)
