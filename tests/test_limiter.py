@@ -508,7 +508,7 @@ async def test_jitter_at_an_announced_limit_widens_the_spacing_only_as_far_as_it
     for step in range(1, len(JITTER_MARGINS)):
         await throttle_one_in(limiter, clock, 10)  # 10%: worth any step
         limiter.on_throttled(ThrottledError(POLICY_40), sent_at=await limiter.acquire())
-        sends = await acquire_all(limiter, 3)  # (the second 429 within a second: no step)
+        sends = await acquire_all(limiter, 3)  # (the second 429, just after: no step)
         assert gaps(sends) == pytest.approx([(1 + JITTER_MARGINS[step]) / 40] * 2)
     assert max(JITTER_MARGINS) == 0.08
     assert limiter.rate == 40  # the rate itself stays at the limit...
