@@ -12,7 +12,8 @@ gateway (a token bucket of 1 and of 2, a fixed and a sliding one-second window),
 and at ``--rate 100`` with the limit announced in the 429 or not, each figure beside its target
 and the figure measured before the paced limiter; beside the bucket of 1, a bare aiohttp client
 that only paces, at fixed spacings 0-16% wider than the limit's interval (what any spacing
-reaches against that gateway with this machine's jitter); then the most creates sent in any
+reaches against that gateway with this machine's jitter); a policy shared with another client
+(the emulator's ``--shared-rate``); then the most creates sent in any
 one-second window at ``--rate R`` against an unthrottled emulator, from the ledger's
 ``submitted`` times and from the emulator's create times (both whole milliseconds, hence the +1
 a window may show).
@@ -457,6 +458,7 @@ def pacing(tmp: Path, points: int, gateways: list[str]) -> None:
                 before.get(gateway, "-"), "ok" if met else f"MISSED (exit {code})")
     if "bucket of 1" in gateways:
         paced_baseline(tmp, points)
+    shared_policy(tmp, max(100, points // 3))
     print("\n  most creates sent in any one-second window [t, t+1), --rate R, unthrottled "
           "emulator, 50 ms latency")
     row("", "points", "first second", "ledger submitted", "emulator created", "target", "before")
@@ -475,6 +477,24 @@ def pacing(tmp: Path, points: int, gateways: list[str]) -> None:
             f"{r} (+1)", "12-18" if r == 10 else "-")
         if code != 0:
             print(f"  (batchsubmit run exited {code})")
+
+
+def shared_policy(tmp: Path, points: int) -> None:
+    """Another client sends 30/s under the same announced 40/s policy: what do we get of it,
+    and at how many 429s (the emulator's ``--shared-rate``)."""
+    print(f"\n  another client sends 30/s under the announced {LIMIT}/s policy (emulator "
+          f"--shared-rate 30), {points} points, --rate 40: at least 10/s is left to us")
+    row("", "creates/s", "while sending", "429s")
+    for gateway in ("bucket of 2", "fixed window", "sliding window"):
+        with emulator("--rate", str(LIMIT), "--latency-ms", "50", "--shared-rate", "30",
+                      *GATEWAYS[gateway]) as url:
+            spec = write_spec(tmp / f"shared-{gateway[0]}{gateway[-1]}.json", points, "shared")
+            wall, code, _ = run_cli(spec, url, "--rate", "40", "--concurrency", "8")
+            c = counters(url)
+        _, span = ledger_times(spec.with_suffix(".ledger.jsonl"))
+        row(gateway, f"{points / wall:.1f}", f"{points / span:.1f}",
+            f"{c['throttled'] / max(1, c['requests']):.1%} ({c['throttled']})",
+            "" if code == 0 else f"(exit {code})")
 
 
 #: Scenario 5's baseline spacings: one interval of the limit, widened by these margins.

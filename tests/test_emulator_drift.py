@@ -30,7 +30,13 @@ from batchsubmit.emulator import (
 )
 from batchsubmit.emulator.config import DRIFT_KNOBS
 from batchsubmit.emulator.drift import echo_value, normalise_obs_path, shuffled
-from batchsubmit.emulator.throttle import FixedWindow, Limit, SlidingWindow, TokenBucket
+from batchsubmit.emulator.throttle import (
+    FixedWindow,
+    Limit,
+    SlidingWindow,
+    Throttle,
+    TokenBucket,
+)
 from batchsubmit.errors import UsageError
 from tests.fakes import DROP, EXAMPLE, body_with
 
@@ -440,6 +446,41 @@ def test_greedy_client_gets_exactly_the_limit_of_each_window_kind(window: float)
     clock = FakeClock(0.0)
     bucket = _greedy(TokenBucket(limit / window, limit, clock), clock, 5 * window, step)
     assert limit * 5 <= len(bucket) <= limit * 6  # a full bucket, then the rate
+
+
+@pytest.mark.parametrize("gateway", ["bucket", "fixed-window", "sliding-window"])
+def test_another_client_shares_the_policy(gateway: str) -> None:
+    """shared_rate 30 under a 40/s policy: asking 40 times a second, a client gets neither the
+    whole limit nor less than the 10 the other leaves; asking 10 times, it gets them all."""
+
+    def admitted_per_second(asked: int, shared: float) -> float:
+        clock = FakeClock(0.0)
+        throttle = Throttle(clock)
+        config = EmulatorConfig(rate=40, gateway=gateway, shared_rate=shared)
+        throttle.configure(config.throttle_policy)
+        admitted = 0
+        for tick in range(asked * 10):
+            clock.now = tick / asked
+            admitted += throttle.check(PID) is None and clock.now >= 2.0  # after the burst
+        return admitted / 8
+
+    assert admitted_per_second(40, 0) >= 39.5  # alone: the limit (a sliding window rounds)
+    assert 10 < admitted_per_second(40, 30) < 30
+    assert admitted_per_second(10, 30) >= 9.5
+
+
+def test_another_clients_idle_spell_replays_only_what_still_counts() -> None:
+    """An hour between two requests replays the other client's last seconds, not its hour."""
+    clock = FakeClock(0.0)
+    throttle = Throttle(clock)
+    throttle.configure(EmulatorConfig(rate=40, gateway="fixed-window", shared_rate=1000)
+                       .throttle_policy)
+    assert throttle.check(PID) is None
+    clock.now = 3600.5  # the other client filled this window long ago
+    assert throttle.check(PID) is not None
+    assert build_config(_parse("--rate", "40", "--shared-rate", "30")).shared_rate == 30
+    with pytest.raises(UsageError, match=r"--shared-rate.*--rate"):
+        build_config(_parse("--shared-rate", "30"))
 
 
 @pytest.mark.asyncio

@@ -213,6 +213,15 @@ def register(subparsers: Any) -> None:
         "reached', to measure a client against an undisclosed limit (default: announce)",
     )
     limits.add_argument(
+        "--shared-rate",
+        type=float,
+        default=0.0,
+        metavar="R",
+        help="another client sends R requests/s under the same policy (its own 429s are not "
+        "retried), while the 429 still announces the whole limit: a client must find its share "
+        "of it (default: none)",
+    )
+    limits.add_argument(
         "--retry-after",
         action=argparse.BooleanOptionalAction,
         default=False,
@@ -482,7 +491,8 @@ def parse_add_params(text: str) -> tuple[tuple[str, str], ...]:
 # Config fields set straight from the flag of the same name (argparse dest) ...
 _FLAG_FIELDS = (
     "host", "port", "project_id", "auth", "state_file", "admin", "seed", "rate", "burst",
-    "gateway", "policy_period", "announce_limit", "retry_after", "gateway_prefix", "echo_numbers",
+    "shared_rate", "gateway", "policy_period", "announce_limit", "retry_after", "gateway_prefix",
+    "echo_numbers",
     "shuffle_params", "normalise_train_url", "max_per_page", "page_offsets", "errors_200",
     "error_field", "strict", "latency_ms", "latency_jitter_ms", "latency_distribution",
     "error_500_share", "ambiguous_share", "stall_seconds", "faults_on_lists", "list_lag",

@@ -83,6 +83,9 @@ class EmulatorConfig(BaseModel):
         default="second", description="the policy's period: 'limit:L,time:1 second|minute' (G3)"
     )
     announce_limit: bool = Field(default=True, description="the 429 message names its policy")
+    shared_rate: float = Field(
+        default=0.0, ge=0, description="another client's requests/s under the same policy"
+    )
     retry_after: bool = Field(default=False, description="send Retry-After on 429 (G2)")
     gateway_prefix: GatewayPrefix = Field(
         default="APIGW", description="prefix of gateway error codes: APIGW.0308 or APIG.0308 (G1)"
@@ -186,6 +189,8 @@ class EmulatorConfig(BaseModel):
             raise ValueError("add_params: each label must be non-empty and given once")
         if self.failure_share + self.abnormal_share > 1:
             raise ValueError("failure_share + abnormal_share must not exceed 1")
+        if self.shared_rate and self.rate is None:
+            raise ValueError("shared_rate (--shared-rate) shares a policy: it needs --rate")
         return self
 
     @property
@@ -219,6 +224,7 @@ class EmulatorConfig(BaseModel):
             capacity=self.bucket_size,
             limit=self.window_limit,
             window=self.window_seconds,
+            shared=self.shared_rate,
         )
 
     def throttle_message(self) -> str:
@@ -299,6 +305,7 @@ RUNTIME_KNOBS: frozenset[str] = frozenset(
         "max_versions_per_job",
         "rate",
         "burst",
+        "shared_rate",
         "retry_after",
         "latency_ms",
         "latency_jitter_ms",

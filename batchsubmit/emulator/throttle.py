@@ -12,6 +12,10 @@ offers each plausible one and a client must reach the limit on all of them:
 Each has ``try_acquire() -> None | seconds-to-wait`` and reads an injected clock, so tests step
 time by hand: "10 requests/s with a burst of 5" is checked in microseconds, the same every run.
 A clock that steps back never gives capacity back.
+
+A policy may be shared with another client (``Policy.shared``, requests/s): the throttle replays
+that client's requests, evenly spaced, into the limiter before each of ours, as a gateway that
+counts per user or per API would see a colleague's script beside ours.
 """
 
 from __future__ import annotations
@@ -141,6 +145,7 @@ class Policy:
     capacity: int  # bucket: size
     limit: int  # windows: requests per window
     window: float  # windows: seconds
+    shared: float = 0.0  # another client's requests/s under the same policy
 
     def new_limit(self, clock: Callable[[], float]) -> Limit:
         """A fresh (full, empty-window) limiter of this policy."""
@@ -158,16 +163,20 @@ class Throttle:
         self._clock = clock
         self._limits: dict[str, Limit] = {}
         self._policy: Policy | None = None
+        self._others: dict[str, float] = {}  # project -> the other client's next request
+        self._replaying: float | None = None  # the clock the limits read during a replay
 
     def configure(self, policy: Policy | None) -> None:
         """Apply a (new) policy; None turns throttling off. Limiters restart fresh on a change."""
         if policy != self._policy:
             self._policy = policy
             self._limits.clear()
+            self._others.clear()
 
     def reset(self) -> None:
         """Forget all past requests (buckets full, windows empty)."""
         self._limits.clear()
+        self._others.clear()
 
     def check(self, project_id: str) -> float | None:
         """None if the request may proceed, else the seconds to wait before a retry."""
@@ -175,8 +184,28 @@ class Throttle:
             return None
         limit = self._limits.get(project_id)
         if limit is None:
-            limit = self._limits[project_id] = self._policy.new_limit(self._clock)
+            limit = self._limits[project_id] = self._policy.new_limit(self._limit_clock)
+        if self._policy.shared > 0:
+            self._replay_others(project_id, limit, self._policy)
         return limit.try_acquire()
+
+    def _limit_clock(self) -> float:
+        return self._clock() if self._replaying is None else self._replaying
+
+    def _replay_others(self, project_id: str, limit: Limit, policy: Policy) -> None:
+        """The other client's requests since the last check, evenly spaced at its rate, each
+        taking its place under the policy first (a throttled one is not retried)."""
+        now = self._clock()
+        # after a long idle spell, only what still counts: a full bucket, an expired window
+        at = max(self._others.get(project_id, now), now - max(2.0, policy.window))
+        try:
+            while at <= now:
+                self._replaying = at
+                limit.try_acquire()
+                at += 1.0 / policy.shared
+        finally:
+            self._replaying = None
+        self._others[project_id] = at
 
     def __repr__(self) -> str:
         return f"Throttle(policy={self._policy}, limits={self._limits})"
