@@ -284,6 +284,8 @@ class AdaptiveRateLimiter:
         cubic = SCALE * (now - self._last_throttle - self._window) ** 3 + self._last_max_rate
         cap = 2.0 * max(self._measured(), self._min_rate)
         self._set_rate(min(cubic, cap))
+        if self._policy is not None and self._rate >= self.ceiling:
+            self._throttled_ever = False  # back at the announced limit: the cut is behind us
 
     def on_throttle(
         self, *, sent_at: float, retry_after: float | None = None,

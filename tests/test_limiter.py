@@ -523,7 +523,9 @@ async def test_jitter_at_an_announced_limit_widens_the_spacing_only_as_far_as_it
     for _ in range(2000):
         await limiter.acquire()
         limiter.on_success()
-    assert limiter.rate == 40  # and climbs back to the limit, not past it
+    assert limiter.rate == 40  # and climbs back to the limit, not past it...
+    await throttle_one_in(limiter, clock, 10)
+    assert limiter.rate == 40  # ...where jitter is absorbed again, the cut behind it
 
 
 @pytest.mark.parametrize("gateway", ["bucket of 1", "fixed window", "sliding window"])
