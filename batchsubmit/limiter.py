@@ -322,10 +322,7 @@ class AdaptiveRateLimiter:
             base = min(base, admitted)
         # near the last rate throttled, or the announced limit: a limit found, cut it finely
         near = self._last_max_rate if self._throttled_ever else self._policy_rate()
-        self._cut(base, BETA_NEAR if near is not None and base >= 0.9 * near else BETA, now)
-
-    def _cut(self, base: float, beta: float, now: float) -> None:
-        """A multiplicative cut from ``base``, then CUBIC's climb back toward it and past."""
+        beta = BETA_NEAR if near is not None and base >= 0.9 * near else BETA
         self._throttled_ever = True
         self._cut_answered = False
         self._last_max_rate = base
@@ -392,10 +389,9 @@ class AdaptiveRateLimiter:
         if self._throttled_ever and self._rate > self._last_max_rate:
             return False  # probing past the share last found (a cut's climb): a limit, cut
         self._level_throttles += 1
-        share = self._level_throttles / max(1, self._level_sends)
         if not below and self._margin < len(JITTER_MARGINS) - 1:
             # throttled at the announced rate: our sends reach it less evenly than they leave
-            if share > _WIDEN_SHARE[self._margin]:
+            if self._level_throttles > self._level_sends * _WIDEN_SHARE[self._margin]:
                 self._widen()
                 self._adjusted_at = now
             return True
